@@ -1,0 +1,408 @@
+"""Noise schedules: monotone maps ``t -> tau(t)`` on ``[0, 1]`` (MATH.md §4, §5).
+
+A schedule is an ``equinox.Module`` made of smooth *pieces* separated by ``breakpoints``.
+``schedule.evaluate(t, piece)`` returns ``ScheduleValue(tau, tau_c, rate)`` of one piece's smooth
+formula (``tau_c = 1 - tau`` computed without cancellation, ``rate = d tau / d t``), valid for
+any ``t`` so that a Runge–Kutta stage evaluated on a breakpoint takes its own piece's one-sided
+slope. Samplers integrate piece by piece on ``schedule.intervals()`` (see :mod:`nsjax.solve`).
+
+``schedule(t)`` evaluates the whole piecewise map (the right piece at a breakpoint).
+
+Standard schedules of diffusion models (§5) are mapped by signal-to-noise matching: a process
+``x_s = a_s x1 + sigma_s z`` is the linear interpolant with noise scale ``c`` at
+``tau = c a_s / (sigma_s + c a_s)``, ``1 - tau = sigma_s / (sigma_s + c a_s)``. They span
+``[tau(0), tau(1)] = [tau_min, tau_max]`` rather than ``[0, 1]``; :mod:`nsjax.solve` handles the
+ends as diffusion samplers do: it starts from pure noise ``alpha(tau_min) x0`` (the signal
+``beta(tau_min) x1`` is dropped: exact when ``tau_min = 0``) and, when ``tau_max < 1``, ends with one
+denoising step ``X <- eta(tau_max, X)`` (one extra velocity-field evaluation, counted in NFE).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._checks import check_dim, check_positive, check_range
+from ._types import Array, Float
+
+__all__ = [
+    "ScheduleValue",
+    "AbstractSchedule",
+    "Constant",
+    "DilatedVP",
+    "DilatedVE",
+    "AbstractProcessSchedule",
+    "DDPM",
+    "VPSDE",
+    "Cosine",
+    "VESDE",
+    "EDM",
+]
+
+T = Float[Array, "*shape"]
+
+
+class ScheduleValue(NamedTuple):
+    """``tau(t)``, ``tau_c(t) = 1 - tau(t)`` and ``rate(t) = tau'(t)``."""
+
+    tau: T
+    tau_c: T
+    rate: T
+
+
+def _value(tau, tau_c, rate, t) -> ScheduleValue:
+    shape_like = jnp.zeros_like(t)
+    return ScheduleValue(tau + shape_like, tau_c + shape_like, rate + shape_like)
+
+
+class AbstractSchedule(eqx.Module):
+    """A monotone map ``t -> tau`` on ``[0, 1]``, smooth between ``breakpoints``.
+
+    ``ends_at_data``: whether ``tau(1) = 1`` exactly (otherwise samplers end with a denoising
+    step).
+    """
+
+    ends_at_data = True
+
+    @property
+    def breakpoints(self) -> tuple[float, ...]:
+        """Sorted kinks of the map in ``(0, 1)``: grids always contain them."""
+        return ()
+
+    @abc.abstractmethod
+    def evaluate(self, t: T, piece: int) -> ScheduleValue:
+        """Smooth formula of piece ``piece`` (``0 <= piece <= len(breakpoints)``), at any ``t``."""
+
+    def intervals(self) -> tuple[tuple[float, float], ...]:
+        """``((t_0, t_1), ...)``: the ``[0, 1]`` sub-intervals on which each piece applies."""
+        edges = (0.0, *self.breakpoints, 1.0)
+        return tuple(zip(edges[:-1], edges[1:]))
+
+    def value(self, t: T) -> ScheduleValue:
+        """The piecewise map at ``t`` (right-continuous at breakpoints)."""
+        t = jnp.asarray(t)
+        if not self.breakpoints:
+            return self.evaluate(t, 0)
+        values = [self.evaluate(t, k) for k in range(len(self.breakpoints) + 1)]
+        index = sum((t >= b).astype(jnp.int32) for b in self.breakpoints)
+        return jax.tree.map(lambda *vs: jnp.choose(index, vs, mode="clip"), *values)
+
+    def __call__(self, t: T) -> tuple[T, T]:
+        """``(tau(t), 1 - tau(t))``."""
+        value = self.value(t)
+        return value.tau, value.tau_c
+
+    def rate(self, t: T) -> T:
+        """``tau'(t)``."""
+        return self.value(t).rate
+
+
+class Constant(AbstractSchedule):
+    """``tau(t) = t``: the paper's constant denoising step."""
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        return _value(t, 1 - t, 1.0, t)
+
+
+def _check_kappa(kappa, dim):
+    check_positive("kappa", kappa)
+    check_range("kappa", kappa, 0.0, math.sqrt(dim))
+
+
+class DilatedVP(AbstractSchedule):
+    """Time-dilated VP schedule (MATH.md §4; paper, VP dilation), breakpoint ``t = 1/2``.
+
+    With ``a = kappa / sqrt(d)``::
+
+        tau = 2 a t                      (t <= 1/2)
+        tau = a + (1 - a)(2t - 1)        (t >= 1/2),   1 - tau = (1 - a)(2 - 2t).
+
+    Half of the steps cover the speciation window ``tau sqrt(d) = O(1)``.
+    """
+
+    kappa: Float[Array, ""] | float
+    dim: float = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_dim("dim", self.dim)
+        _check_kappa(self.kappa, self.dim)
+
+    @property
+    def breakpoints(self):
+        return (0.5,)
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        a = self.kappa / math.sqrt(self.dim)
+        if piece == 0:
+            return _value(2 * a * t, 1 - 2 * a * t, 2 * a, t)
+        tau_c = (1 - a) * (2 - 2 * t)
+        return _value(1 - tau_c, tau_c, 2 * (1 - a), t)
+
+
+class DilatedVE(AbstractSchedule):
+    """Time-dilated VE schedule (MATH.md §4), breakpoint ``t = 1/2``; ``a = kappa / sqrt(d)``.
+
+    ``form="linear"`` (for the linear interpolant)::
+
+        tau = 2 (1 - a) t                (t <= 1/2)
+        1 - tau = a (2 - 2t)             (t >= 1/2)    so  sqrt(d)(1 - tau) = kappa (2 - 2t).
+
+    ``form="trig"`` (for the trig interpolant)::
+
+        tau = 2 t sqrt(1 - a^2)          (t <= 1/2)
+        tau = sqrt(1 - a^2 (2 - 2t)^2)   (t >= 1/2)
+
+    Half of the steps resolve the per-mode variance, where the noise per coordinate
+    ``sqrt(d) alpha`` is O(1).
+    """
+
+    kappa: Float[Array, ""] | float
+    dim: float = eqx.field(static=True)
+    form: str = eqx.field(static=True, default="linear")
+
+    def __check_init__(self):
+        check_dim("dim", self.dim)
+        _check_kappa(self.kappa, self.dim)
+        if self.form not in ("linear", "trig"):
+            raise ValueError(f"form must be 'linear' or 'trig', got {self.form!r}")
+
+    @property
+    def breakpoints(self):
+        return (0.5,)
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        a = self.kappa / math.sqrt(self.dim)
+        if self.form == "linear":
+            if piece == 0:
+                return _value(2 * (1 - a) * t, (1 - 2 * t) + 2 * a * t, 2 * (1 - a), t)
+            tau_c = a * (2 - 2 * t)
+            return _value(1 - tau_c, tau_c, 2 * a, t)
+        if piece == 0:
+            root = jnp.sqrt((1 - a) * (1 + a))
+            # 1 - 2 t root = (1 - 2t) + 2t (1 - root), with 1 - root = a^2 / (1 + root).
+            return _value(2 * t * root, (1 - 2 * t) + 2 * t * a**2 / (1 + root), 2 * root, t)
+        u = a * (2 - 2 * t)
+        tau = jnp.sqrt((1 - u) * (1 + u))
+        return _value(tau, u**2 / (1 + tau), 2 * a * u / tau, t)
+
+
+class AbstractProcessSchedule(AbstractSchedule):
+    """A diffusion process ``x_s = a_s x1 + sigma_s z`` mapped to ``tau`` by SNR matching (§5).
+
+    ``tau = c a / (sigma + c a)``, ``1 - tau = sigma / (sigma + c a)``, with ``c = noise_scale``
+    the noise scale of the interpolant the schedule drives. Subclasses give ``(a, sigma)`` as
+    smooth functions of the sampler time ``t`` (``t = 0``: most noise).
+    """
+
+    noise_scale: eqx.AbstractVar[float]
+    ends_at_data = False
+
+    @abc.abstractmethod
+    def signal_noise(self, t: T) -> tuple[T, T]:
+        """``(a_s, sigma_s)`` at the process time that sampler time ``t`` maps to."""
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        c = self.noise_scale
+
+        def tau_pair(t):
+            a, sigma = self.signal_noise(t)
+            denom = sigma + c * a
+            return c * a / denom, sigma / denom
+
+        (tau, tau_c), (dtau, _) = jax.jvp(tau_pair, (t,), (jnp.ones_like(t),))
+        return ScheduleValue(tau, tau_c, dtau)
+
+    def process_time(self, t: T) -> T:
+        """The process' own time ``s`` at sampler time ``t``: ``s_max -> s_min``, affine.
+
+        Subclasses define ``s_min`` and ``s_max`` (fields or properties).
+        """
+        return self.s_max - t * (self.s_max - self.s_min)
+
+
+class _VPProcess(AbstractProcessSchedule):
+    """VP process: ``a = sqrt(abar)``, ``sigma = sqrt(1 - abar)``; subclasses give ``log abar``."""
+
+    @abc.abstractmethod
+    def log_alpha_bar(self, s: T) -> T:
+        """``log abar(s)``."""
+
+    def signal_noise(self, t):
+        log_abar = self.log_alpha_bar(self.process_time(t))
+        return jnp.exp(log_abar / 2), jnp.sqrt(-jnp.expm1(log_abar))
+
+
+class DDPM(_VPProcess):
+    """DDPM (Ho et al. 2020): linear ``beta_n`` from ``beta_start`` to ``beta_end``, ``n = 1..T``.
+
+    ``abar_n = prod_{k <= n} (1 - beta_k)`` is continued to real ``n`` by the midpoint rule
+    ``log abar(n) = int_{1/2}^{n + 1/2} log(1 - beta(u)) du`` (``beta`` linear in ``u``), which
+    agrees with the product at integers to ~1e-7 relative. The sampler runs ``n = T -> 1``
+    (``tau_max < 1``: final denoising step, as DDPM's last step outputs the posterior mean).
+    """
+
+    noise_scale: float = 1.0
+    num_train_steps: int = eqx.field(static=True, default=1000)
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    @property
+    def s_min(self):
+        return 1.0
+
+    @property
+    def s_max(self):
+        return float(self.num_train_steps)
+
+    def __check_init__(self):
+        check_positive("noise_scale", self.noise_scale)
+        check_dim("num_train_steps", self.num_train_steps)
+        check_range("beta_start", self.beta_start, 0.0, 1.0)
+        check_range("beta_end", self.beta_end, 0.0, 1.0)
+
+    def beta_at(self, u):
+        """``beta(u)``, linear with ``beta(1) = beta_start``, ``beta(T) = beta_end``."""
+        slope = (self.beta_end - self.beta_start) / max(self.num_train_steps - 1, 1)
+        return self.beta_start + slope * (u - 1)
+
+    def log_alpha_bar(self, n):
+        slope = (self.beta_end - self.beta_start) / max(self.num_train_steps - 1, 1)
+
+        def antiderivative(u):  # d/du of this is log(1 - beta(u))
+            v = 1 - self.beta_at(u)
+            if slope == 0:
+                return u * jnp.log(v)
+            return -(v * jnp.log(v) - v) / slope
+
+        return antiderivative(n + 0.5) - antiderivative(0.5)
+
+
+class VPSDE(_VPProcess):
+    """VP-SDE (Song et al. 2021): ``log abar(s) = -beta_min s - (beta_max - beta_min) s^2 / 2``.
+
+    ``s`` runs from 1 to ``eps`` (``tau_max < 1``: final denoising step, score-SDE's ``denoise``).
+    """
+
+    noise_scale: float = 1.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    eps: float = 1e-3
+
+    @property
+    def s_min(self):
+        return self.eps
+
+    @property
+    def s_max(self):
+        return 1.0
+
+    def __check_init__(self):
+        check_positive("noise_scale", self.noise_scale)
+        check_positive("beta_min", self.beta_min)
+        check_positive("beta_max", self.beta_max)
+        check_range("eps", self.eps, 0.0, 1.0)
+
+    def log_alpha_bar(self, s):
+        return -self.beta_min * s - 0.5 * (self.beta_max - self.beta_min) * s**2
+
+
+class Cosine(AbstractProcessSchedule):
+    """Cosine (Nichol & Dhariwal 2021): ``sqrt(abar(s)) = cos(((s + o)/(1 + o)) pi/2) / cos((o/(1 + o)) pi/2)``.
+
+    ``o = offset = 0.008``; ``s`` runs from 1 (``abar = 0``, so ``tau_min = 0``) to ``s_min = 1/T``
+    with ``T = 1000`` (``tau_max < 1``: final denoising step).
+    """
+
+    noise_scale: float = 1.0
+    offset: float = 0.008
+    s_min: float = 1e-3
+
+    @property
+    def s_max(self):
+        return 1.0
+
+    def __check_init__(self):
+        check_positive("noise_scale", self.noise_scale)
+        check_positive("offset", self.offset)
+        check_range("s_min", self.s_min, 0.0, 1.0)
+
+    def signal_noise(self, t):
+        s = self.process_time(t)
+        angle = lambda s: (s + self.offset) / (1 + self.offset) * (jnp.pi / 2)  # noqa: E731
+        a = jnp.cos(angle(s)) / jnp.cos(angle(jnp.zeros_like(s)))
+        return a, jnp.sqrt((1 - a) * (1 + a))
+
+
+class VESDE(AbstractProcessSchedule):
+    """VE-SDE (Song et al. 2021): ``sigma(s) = sigma_min (sigma_max / sigma_min)^s``.
+
+    Noise magnitude ``sqrt(sigma(s)^2 - sigma_min^2)`` with ``a = 1``; ``s`` runs from 1 to ``eps``
+    (``tau_max < 1``: final denoising step). Defaults: CelebA-HQ 256 (``sigma_max = 348``,
+    score_sde); the diffusers scheduler config says 380.
+    """
+
+    noise_scale: float
+    sigma_min: float = 0.01
+    sigma_max: float = 348.0
+    eps: float = 1e-5
+
+    @property
+    def s_min(self):
+        return self.eps
+
+    @property
+    def s_max(self):
+        return 1.0
+
+    def __check_init__(self):
+        check_positive("noise_scale", self.noise_scale)
+        check_positive("sigma_min", self.sigma_min)
+        check_range("sigma_max", self.sigma_max, self.sigma_min, None)
+        check_range("eps", self.eps, 0.0, 1.0)
+
+    def signal_noise(self, t):
+        s = self.process_time(t)
+        log_ratio = math.log(self.sigma_max / self.sigma_min)
+        sigma = self.sigma_min * jnp.sqrt(jnp.expm1(2 * s * log_ratio))
+        return jnp.ones_like(sigma), sigma
+
+
+class EDM(AbstractProcessSchedule):
+    """EDM (Karras et al. 2022): ``sigma(t) = (sigma_max^(1/rho) + t (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``.
+
+    ``a = 1``; ``t`` in ``[0, 1]`` is EDM's ``i / (N - 1)``, and EDM's final step to ``sigma = 0``
+    is the final denoising step (an Euler step to ``sigma = 0`` returns the denoiser).
+    """
+
+    noise_scale: float
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+
+    @property
+    def s_min(self):
+        return 0.0
+
+    @property
+    def s_max(self):
+        return 1.0
+
+    def __check_init__(self):
+        check_positive("noise_scale", self.noise_scale)
+        check_positive("sigma_min", self.sigma_min)
+        check_range("sigma_max", self.sigma_max, self.sigma_min, None)
+        check_positive("rho", self.rho)
+
+    def signal_noise(self, t):
+        lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
+        sigma = (hi + t * (lo - hi)) ** self.rho
+        return jnp.ones_like(sigma), sigma

@@ -1,0 +1,7 @@
+"""Targets: data distributions with exact denoisers, samples and feature references."""
+
+from .base import AbstractTarget
+from .curie_weiss import CurieWeiss, magnetization, magnetization_law
+from .gaussian_mixture import GaussianMixture
+
+__all__ = ["AbstractTarget", "CurieWeiss", "GaussianMixture", "magnetization", "magnetization_law"]
