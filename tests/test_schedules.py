@@ -107,3 +107,15 @@ def test_invalid_parameters_raise_naming_them():
         S.VESDE(noise_scale=1.0, sigma_max=0.001)
     with pytest.raises(ValueError, match="form"):
         S.DilatedVE(3.0, 100, form="cubic")
+
+
+@pytest.mark.parametrize("schedule", ALL, ids=lambda s: type(s).__name__ + getattr(s, "form", ""))
+def test_float32_matches_float64(schedule):
+    """tau, 1 - tau and the rate keep float32 precision over the whole grid, ends included."""
+    for piece, (t0, t1) in enumerate(schedule.intervals()):
+        t32 = jnp.linspace(t0, t1, 257, dtype=jnp.float32)
+        v32 = schedule.evaluate(t32, piece)
+        v64 = schedule.evaluate(t32.astype(jnp.float64), piece)
+        for a, b in zip(v32, v64, strict=True):
+            assert a.dtype == jnp.float32
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-30)

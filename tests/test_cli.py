@@ -1,0 +1,53 @@
+"""`nsjax sample`: JSON fields, the reduced engine, and clear errors naming the argument."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nsjax.cli import main
+
+
+def test_sample_gm_writes_json(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    assert main(["sample", "--d", "500", "--particles", "64", "--steps", "10",
+                 "--schedule", "vp-dilated", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for key in ("target", "schedule", "d", "particles", "steps", "solver", "nfe", "wall_seconds",
+                "p_hat", "p_ref", "sigma2_hat", "sigma2_ref"):
+        assert key in report
+    assert report["nfe"] == 10 and report["d"] == 500 and report["target"] == "gm"
+    assert json.loads(capsys.readouterr().out) == report
+
+
+def test_sample_cw_and_reduced_engine(capsys):
+    assert main(["sample", "--target", "cw", "--d", "100", "--particles", "16", "--steps", "8",
+                 "--solver", "heun", "--posterior", "two-saddle"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("p_hat", "p_ref", "m_abs_hat", "m_abs_ref", "spin_error"):
+        assert key in report
+    assert report["nfe"] == 16
+    assert main(["sample", "--engine", "reduced", "--d", "1000000000", "--particles", "1000",
+                 "--steps", "8", "--x64"]) == 0
+    assert json.loads(capsys.readouterr().out)["d"] == 10**9
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--d", "0"], "--d"),
+        (["--p", "1.2"], "--p"),
+        (["--sigma2", "-1"], "--sigma2"),
+        (["--kappa", "0"], "--kappa"),
+        (["--particles", "2.5"], "--particles"),
+        (["--solver", "leapfrog"], "--solver"),
+        (["--target", "cw", "--engine", "reduced"], "--engine"),
+        (["--kappa", "50", "--d", "100"], "--kappa"),
+    ],
+)
+def test_bad_arguments_exit_nonzero_naming_the_argument(argv, needle):
+    proc = subprocess.run([sys.executable, "-m", "nsjax.cli", "sample", *argv],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert needle in proc.stderr

@@ -1,0 +1,195 @@
+"""Targets against independent oracles: autodiff of log rho_tau (GM), brute-force enumeration
+and the exact law of S (CW), exact finite-d feature references."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from nsjax.interpolants import Linear, Trig
+from nsjax.targets import CurieWeiss, GaussianMixture, magnetization, magnetization_law
+
+INTERPOLANTS = {
+    "vp-linear": lambda d: Linear(1.0),
+    "vp-trig": lambda d: Trig(1.0),
+    "ve-linear": lambda d: Linear(math.sqrt(d)),
+    "ve-trig": lambda d: Trig(math.sqrt(d)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTERPOLANTS))
+@pytest.mark.parametrize("direction", [False, True])
+def test_gm_velocity_equals_autodiff_of_log_density(name, direction):
+    """b from the closed-form posterior == b from jax.grad log rho_tau through Tweedie."""
+    d = 6
+    interp = INTERPOLANTS[name](d)
+    key_r, key_x = jax.random.split(jax.random.PRNGKey(0))
+    r = None
+    if direction:
+        r = jax.random.normal(key_r, (d,))
+        r = r * math.sqrt(d) / jnp.linalg.norm(r)
+    gm = GaussianMixture(dim=d, p=0.3, sigma2=0.7, direction=r)
+    for i, tau in enumerate([0.05, 0.3, 0.6, 0.9, 0.999]):
+        tau_c = 1 - tau
+        x = 1.5 * jax.random.normal(jax.random.fold_in(key_x, i), (d,))
+        score = jax.grad(lambda y: gm.log_density(interp, tau, tau_c, y))(x)
+        alpha, beta = interp.alpha(tau, tau_c), interp.beta(tau, tau_c)
+        eta = (x + interp.noise_scale**2 * alpha**2 * score) / beta  # Tweedie, inverted
+        da, db = interp.dalpha(tau, tau_c), interp.dbeta(tau, tau_c)
+        expected = (da / alpha) * x + (db - da * beta / alpha) * eta
+        np.testing.assert_allclose(gm.velocity(interp, tau, tau_c, x), expected, rtol=1e-9, atol=1e-9)
+        eta_gm, score_gm = gm.denoise(interp, tau, tau_c, x)
+        np.testing.assert_allclose(score_gm, score, rtol=1e-10, atol=1e-12)
+
+
+def test_gm_end_point_velocity_is_finite():
+    gm = GaussianMixture(dim=4)
+    x = jnp.array([0.3, -1.0, 2.0, 0.0])
+    for interp in (Linear(2.0), Trig(2.0)):
+        assert jnp.all(jnp.isfinite(gm.velocity(interp, 1.0, 0.0, x)))
+    np.testing.assert_allclose(gm.velocity(Linear(2.0), 1.0, 0.0, x), x)  # b(1, x) = x
+
+
+@pytest.mark.parametrize("d", [1, 2, 50])
+def test_gm_exact_samples_and_references(d):
+    """Empirical features of exact samples match the exact finite-d references (5 sigma)."""
+    gm = GaussianMixture(dim=d, p=0.8, sigma2=0.25)
+    n = 40_000
+    x = gm.sample(jax.random.PRNGKey(d), n)
+    rx = x.sum(axis=1)
+    p_hat = float(jnp.mean(rx > 0))
+    sq = jnp.sum((x - jnp.where(rx > 0, 1.0, -1.0)[:, None]) ** 2, axis=1) / d
+    ref = gm.reference()
+    assert abs(p_hat - ref["p"]) < 5 * math.sqrt(ref["p"] * (1 - ref["p"]) / n)
+    assert abs(float(sq.mean()) - ref["sigma2"]) < 5 * float(sq.std()) / math.sqrt(n)
+    if d == 1:  # the finite-d correction is visible and the test would fail without it
+        assert ref["sigma2"] < 0.25 - 0.01 and ref["p"] < 0.8 - 0.0
+
+
+def test_gm_invalid_inputs():
+    with pytest.raises(ValueError, match="dim"):
+        GaussianMixture(dim=0)
+    with pytest.raises(ValueError, match="p"):
+        GaussianMixture(dim=3, p=1.0)
+    with pytest.raises(ValueError, match="sigma2"):
+        GaussianMixture(dim=3, sigma2=-1.0)
+    with pytest.raises(ValueError, match="direction"):
+        GaussianMixture(dim=3, direction=jnp.ones(4))
+
+
+# -- Curie–Weiss ------------------------------------------------------------------------------------
+def test_magnetization_solves_mean_field_equation():
+    for theta in [1.2, 2.0, 5.0]:
+        m = float(magnetization(theta))
+        assert m > 0 and abs(m - math.tanh(theta * m)) < 1e-12
+    assert float(magnetization(0.8)) == 0.0
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 8, 12])
+def test_cw_exact_posterior_equals_enumeration(d):
+    errors = []
+    for seed in range(4):
+        key_g, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed), 3)
+        cw = CurieWeiss(dim=d, theta=2.0, h=2.0 * float(jax.random.normal(key_h)))
+        g = float(jax.random.uniform(key_g, (), minval=0.0, maxval=3.0))
+        x = 1.5 * jax.random.normal(key_x, (6, d))
+        exact = _batched(cw.posterior_mean_exact)(g, x)
+        errors.append(float(jnp.max(jnp.abs(exact - _batched(cw.posterior_mean_enumerated)(g, x)))))
+    assert max(errors) < 1e-10
+
+
+def _observations(d, g, n, key, theta=2.0, h=0.5):
+    """``x = x1 + z / sqrt(g)``, ``x1 ~ mu``: then ``p(x | x1) ∝ exp(g x.x1)`` (field ``g``)."""
+    cw = CurieWeiss(dim=d, theta=theta, h=h)
+    key_s, key_z = jax.random.split(key)
+    x1 = cw.sample(key_s, n)
+    return x1 + jax.random.normal(key_z, x1.shape) / jnp.sqrt(g)
+
+
+def _batched(method):
+    """``method(g, x)`` jit-compiled and vmapped over a batch of ``x``."""
+    return jax.jit(jax.vmap(method, in_axes=(None, 0)))
+
+
+@pytest.mark.parametrize("d", [100, 1000])
+def test_cw_saddle_quadrature_matches_dense_rule(d):
+    """Above grid_max_dim the saddle rule agrees with a dense 2000-node Gauss–Legendre rule."""
+    saddle = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, grid_max_dim=0).posterior_mean_exact)
+    dense = _batched(
+        CurieWeiss(dim=d, theta=2.0, h=0.5, grid_max_dim=10**9, grid_nodes=2000).posterior_mean_exact
+    )
+    worst = 0.0
+    for i, g in enumerate([0.2 / math.sqrt(d), 1 / math.sqrt(d), 0.3, 1.0, 3.0]):
+        x = _observations(d, g, 4, jax.random.PRNGKey(i))
+        worst = max(worst, float(jnp.max(jnp.abs(saddle(g, x) - dense(g, x)))))
+    assert worst < 1e-5, worst
+
+
+def test_cw_two_saddle_error_shrinks_with_dimension():
+    """Mean |eta_two-saddle - eta_exact| on observations of the model itself, d = 16 .. 4096."""
+    errors = {}
+    for d in [16, 64, 256, 1024, 4096]:
+        exact = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5).posterior_mean_exact)
+        approx = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, posterior="two-saddle")
+                          .posterior_mean_two_saddle)
+        diffs = []
+        # g ~ d^-1/2 is the speciation window (the modes are being chosen); g = O(1) resolves spins
+        for i, g in enumerate([0.3 / math.sqrt(d), 1 / math.sqrt(d), 0.3, 1.0, 3.0]):
+            x = _observations(d, g, 16, jax.random.PRNGKey(100 * i + d))
+            diffs.append(float(jnp.mean(jnp.abs(approx(g, x) - exact(g, x)))))
+        errors[d] = float(np.mean(diffs))
+    values = [errors[d] for d in sorted(errors)]
+    print("two-saddle mean abs error by d:", errors)
+    assert values[-1] < values[0] / 4, errors
+    assert all(b < a * 1.25 for a, b in zip(values, values[1:], strict=False)), errors
+
+
+@pytest.mark.parametrize("d", [4, 9])
+def test_cw_law_of_s_matches_enumeration(d):
+    theta, h = 2.0, 0.7
+    k, prob = magnetization_law(d, theta, h)
+    states = ((np.arange(2**d)[:, None] >> np.arange(d)) & 1) * 2 - 1
+    S = states.sum(axis=1)
+    w = np.exp(theta * S**2 / (2 * d) + h * S / d)
+    brute = np.array([w[S == kk].sum() for kk in k]) / w.sum()
+    np.testing.assert_allclose(prob, brute, rtol=1e-12)
+
+
+def test_cw_law_is_cheap_at_large_d_and_references_converge():
+    k, prob = magnetization_law(10**7, 2.0, 0.5)
+    assert abs(prob.sum() - 1) < 1e-12
+    ref = CurieWeiss(dim=10**6, theta=2.0, h=0.5).reference()
+    m = float(magnetization(2.0))
+    w_plus = math.exp(0.5 * m) / (2 * math.cosh(0.5 * m))
+    assert abs(ref["p"] - w_plus) < 1e-3 and abs(ref["m_abs"] - m) < 1e-3
+
+
+def test_cw_exact_sampler_matches_law_chi_square():
+    """Chi-square test of the sampled S against its exact law at significance 1e-3."""
+    d, n = 6, 20_000
+    cw = CurieWeiss(dim=d, theta=2.0, h=0.7)
+    S = np.asarray(cw.sample(jax.random.PRNGKey(3), n).sum(axis=1)).astype(int)
+    k, prob = magnetization_law(d, 2.0, 0.7)
+    counts = np.array([(S == kk).sum() for kk in k])
+    _, pvalue = sps.chisquare(counts, n * prob)
+    assert pvalue > 1e-3
+
+
+def test_cw_end_point_and_invalid_inputs():
+    cw = CurieWeiss(dim=5, theta=2.0, h=0.3)
+    x = jnp.array([0.9, -1.1, 1.0, 0.2, -0.0])
+    for interp in (Linear(1.0), Linear(math.sqrt(5.0)), Trig(1.0)):
+        v = cw.velocity(interp, jnp.asarray(1.0, jnp.float32), jnp.asarray(0.0, jnp.float32),
+                        x.astype(jnp.float32))
+        assert jnp.all(jnp.isfinite(v))
+    with pytest.raises(ValueError, match="theta"):
+        CurieWeiss(dim=5, theta=0.0)
+    with pytest.raises(ValueError, match="theta"):
+        CurieWeiss(dim=5, theta=0.9, posterior="two-saddle")
+    with pytest.raises(ValueError, match="posterior"):
+        CurieWeiss(dim=5, posterior="mean-field")
+    with pytest.raises(ValueError, match="dim"):
+        CurieWeiss(dim=0)
