@@ -1,12 +1,10 @@
 """Shape-annotated array aliases shared by the public API (jaxtyping)."""
 
-from typing import Union
-
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 Scalar = Float[Array, ""]
 """A 0-d float array."""
-ScalarLike = Union[float, Float[ArrayLike, ""]]
+ScalarLike = float | Float[ArrayLike, ""]
 """A Python float or 0-d float array."""
 Vector = Float[Array, " dim"]
 """One particle in R^d."""

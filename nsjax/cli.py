@@ -56,18 +56,29 @@ real = _float_in(None, None)
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """Target options shared by commands."""
     group = parser.add_argument_group("target")
-    group.add_argument("--target", choices=("gm", "cw"), default="gm",
-                       help="gm: two-mode Gaussian mixture; cw: Curie-Weiss spins (default gm)")
+    group.add_argument(
+        "--target",
+        choices=("gm", "cw"),
+        default="gm",
+        help="gm: two-mode Gaussian mixture; cw: Curie-Weiss spins (default gm)",
+    )
     group.add_argument("--d", type=positive_int, default=10_000, help="dimension d >= 1 (default 1e4)")
-    group.add_argument("--p", type=probability, default=0.8,
-                       help="GM weight of the +r mode, in (0, 1) (default 0.8)")
-    group.add_argument("--sigma2", type=positive_float, default=0.25,
-                       help="GM per-mode variance > 0 (default 1/4)")
-    group.add_argument("--theta", type=positive_float, default=2.0,
-                       help="CW inverse temperature > 0 (default 2)")
+    group.add_argument(
+        "--p", type=probability, default=0.8, help="GM weight of the +r mode, in (0, 1) (default 0.8)"
+    )
+    group.add_argument(
+        "--sigma2", type=positive_float, default=0.25, help="GM per-mode variance > 0 (default 1/4)"
+    )
+    group.add_argument(
+        "--theta", type=positive_float, default=2.0, help="CW inverse temperature > 0 (default 2)"
+    )
     group.add_argument("--h", type=real, default=0.5, help="CW field (default 0.5)")
-    group.add_argument("--posterior", choices=("exact", "two-saddle"), default="exact",
-                       help="CW posterior: exact (Hubbard-Stratonovich) or the paper's two-saddle")
+    group.add_argument(
+        "--posterior",
+        choices=("exact", "two-saddle"),
+        default="exact",
+        help="CW posterior: exact (Hubbard-Stratonovich) or the paper's two-saddle",
+    )
 
 
 def make_target(args):
@@ -93,27 +104,48 @@ def add_sample_parser(sub) -> None:
     )
     add_target_arguments(parser)
     group = parser.add_argument_group("sampler")
-    group.add_argument("--schedule", choices=SCHEDULES, default="ve-dilated",
-                       help="interpolant noise + schedule (vp/ve: constant steps; *-dilated: "
-                       "the paper's; ddpm/vpsde/cosine/vesde/edm: standard, by SNR matching)")
+    group.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="ve-dilated",
+        help="interpolant noise + schedule (vp/ve: constant steps; *-dilated: "
+        "the paper's; ddpm/vpsde/cosine/vesde/edm: standard, by SNR matching)",
+    )
     group.add_argument("--form", choices=("linear", "trig"), default="linear", help="interpolant")
     group.add_argument("--kappa", type=positive_float, default=3.0, help="dilation kappa > 0")
-    group.add_argument("--sigma-max", type=positive_float, default=None,
-                       help="sigma_max of vesde/edm (default 348/80)")
+    group.add_argument(
+        "--sigma-max", type=positive_float, default=None, help="sigma_max of vesde/edm (default 348/80)"
+    )
     group.add_argument("--particles", type=positive_int, default=1000, help="ensemble size")
-    group.add_argument("--steps", type=positive_int, default=20,
-                       help="fixed steps N (ignored with an adaptive solver and --adaptive)")
+    group.add_argument(
+        "--steps",
+        type=positive_int,
+        default=20,
+        help="fixed steps N (ignored with an adaptive solver and --adaptive)",
+    )
     group.add_argument("--solver", choices=sorted(SOLVERS), default="euler", help="diffrax solver")
-    group.add_argument("--adaptive", action="store_true",
-                       help="adaptive steps with a PID controller (tsit5, dopri5, bosh3, heun)")
+    group.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="adaptive steps with a PID controller (tsit5, dopri5, bosh3, heun)",
+    )
     group.add_argument("--rtol", type=positive_float, default=1e-3, help="adaptive rtol")
     group.add_argument("--atol", type=positive_float, default=1e-6, help="adaptive atol")
-    group.add_argument("--engine", choices=("full", "reduced"), default="full",
-                       help="full d-dimensional particles, or the exact GM reduction (any d)")
-    group.add_argument("--chunk-size", type=positive_int, default=None,
-                       help="particles per vmapped chunk (default: from --memory-gb)")
-    group.add_argument("--memory-gb", type=positive_float, default=2.0,
-                       help="working-memory budget that sets the chunk size")
+    group.add_argument(
+        "--engine",
+        choices=("full", "reduced"),
+        default="full",
+        help="full d-dimensional particles, or the exact GM reduction (any d)",
+    )
+    group.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=None,
+        help="particles per vmapped chunk (default: from --memory-gb)",
+    )
+    group.add_argument(
+        "--memory-gb", type=positive_float, default=2.0, help="working-memory budget that sets the chunk size"
+    )
     group.add_argument("--x64", action="store_true", help="float64 (default float32)")
     group.add_argument("--seed", type=int, default=0, help="PRNG seed")
     group.add_argument("--out", metavar="FILE.json", default=None, help="also write the JSON here")
@@ -140,14 +172,20 @@ def run_sample(args) -> dict:
                 f"--kappa must lie in (0, sqrt(d)) = (0, {math.sqrt(args.d):.4g}), got {args.kappa}"
             )
     target = make_target(args)
-    interpolant, schedule = preset(args.schedule, args.d, kappa=args.kappa, form=args.form,
-                                   sigma_max=args.sigma_max)
+    interpolant, schedule = preset(
+        args.schedule, args.d, kappa=args.kappa, form=args.form, sigma_max=args.sigma_max
+    )
     system = ReducedGM(target) if args.engine == "reduced" else target
     result = sample(
-        system, interpolant, schedule, jax.random.PRNGKey(args.seed), args.particles,
+        system,
+        interpolant,
+        schedule,
+        jax.random.PRNGKey(args.seed),
+        args.particles,
         steps=None if args.adaptive else args.steps,
         solver=make_solver(args.solver),
-        rtol=args.rtol, atol=args.atol,
+        rtol=args.rtol,
+        atol=args.atol,
         chunk_size=args.chunk_size,
         memory_budget=int(args.memory_gb * 2**30),
         dtype=jnp.float64 if args.x64 else jnp.float32,

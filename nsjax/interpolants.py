@@ -82,21 +82,15 @@ class AbstractInterpolant(eqx.Module):
         safe = jnp.where(c2a2 > 0, c2a2, 1.0)
         return jnp.where(c2a2 > 0, (self.beta(tau, tau_c) * eta - x) / safe, 0.0)
 
-    def velocity(
-        self, tau: TimeLike, tau_c: TimeLike, x: Array, eta: Array, score: Array
-    ) -> Array:
+    def velocity(self, tau: TimeLike, tau_c: TimeLike, x: Array, eta: Array, score: Array) -> Array:
         """``b = beta' eta - c^2 (alpha alpha') score`` (MATH.md §1).
 
         Equal to ``(alpha'/alpha) x + (beta' - alpha' beta / alpha) eta`` wherever ``alpha > 0``.
         """
         del x
-        return self.dbeta(tau, tau_c) * eta - self.noise_scale**2 * self.alpha_dalpha(
-            tau, tau_c
-        ) * score
+        return self.dbeta(tau, tau_c) * eta - self.noise_scale**2 * self.alpha_dalpha(tau, tau_c) * score
 
-    def velocity_from_denoiser(
-        self, tau: TimeLike, tau_c: TimeLike, x: Array, eta: Array
-    ) -> Array:
+    def velocity_from_denoiser(self, tau: TimeLike, tau_c: TimeLike, x: Array, eta: Array) -> Array:
         """Velocity from a denoiser alone, through :meth:`score_from_denoiser`."""
         return self.velocity(tau, tau_c, x, eta, self.score_from_denoiser(tau, tau_c, x, eta))
 

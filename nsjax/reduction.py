@@ -35,21 +35,34 @@ class ReducedState(NamedTuple):
 
 
 class ReducedGM(AbstractSystem):
-    """The exact ``(u, g)`` reduction of a :class:`GaussianMixture` flow."""
+    """The exact ``(u, g)`` reduction of a :class:`GaussianMixture` flow.
+
+    ``dim`` (optional, may be traced) overrides ``target.dim`` so that one compiled program
+    can run many dimensions (:mod:`nsjax.sweeps`); it needs ``r = (1, ..., 1)``, ``|r|^2 = d``.
+    """
 
     target: GaussianMixture
+    dim: Float[Array, ""] | float | None = None
+
+    def __check_init__(self):
+        if self.dim is not None and self.target.direction is not None:
+            raise ValueError("ReducedGM(dim=...) needs a target with direction=None (|r|^2 = d)")
+
+    @property
+    def dimension(self) -> Float[Array, ""] | float:
+        """``d``: ``dim`` when given, else ``target.dim``."""
+        return self.target.dim if self.dim is None else self.dim
 
     @property
     def r_norm(self):
-        return jnp.sqrt(self.target.r_norm2)
+        return jnp.sqrt(self.target.r_norm2 if self.dim is None else self.dim)
 
     def init(self, key, scale, dtype):
         key_u, key_q = jax.random.split(key)
         u = scale * jax.random.normal(key_u, (), dtype)
-        dof = self.target.dim - 1
-        q = scale**2 * (
-            2 * jax.random.gamma(key_q, dof / 2, (), dtype) if dof > 0 else jnp.zeros((), dtype)
-        )
+        dof = jnp.asarray(self.dimension, dtype) - 1
+        gamma = jax.random.gamma(key_q, jnp.maximum(dof, 1) / 2, (), dtype)
+        q = scale**2 * jnp.where(dof > 0, 2 * gamma, 0.0)
         return ReducedState(u, jnp.ones((), dtype), q)
 
     def from_full(self, x: Float[Array, " dim"]) -> ReducedState:
@@ -78,7 +91,7 @@ class ReducedGM(AbstractSystem):
         """Same keys as :func:`nsjax.features.gm_statistics`, from ``(u, g, q)``."""
         R = self.r_norm
         sign = jnp.where(state.u > 0, 1.0, -1.0)
-        sq_dev = ((state.u - sign * R) ** 2 + state.g**2 * state.q) / self.target.dim
+        sq_dev = ((state.u - sign * R) ** 2 + state.g**2 * state.q) / self.dimension
         return {"overlap": state.u / R, "sq_dev": sq_dev}
 
     def summary(self, state, num_coords):

@@ -221,10 +221,19 @@ class AbstractProcessSchedule(AbstractSchedule):
         (tau, tau_c), (dtau, _) = jax.jvp(tau_pair, (t,), (jnp.ones_like(t),))
         return ScheduleValue(tau, tau_c, dtau)
 
+    @property
+    def s_min(self) -> float:
+        """Smallest process time (the sampler's ``t = 1``); default ``eps``."""
+        return self.eps
+
+    @property
+    def s_max(self) -> float:
+        """Largest process time (the sampler's ``t = 0``); default 1."""
+        return 1.0
+
     def process_time(self, t: T) -> T:
         """The process' own time ``s`` at sampler time ``t``: ``s_max -> s_min``, affine.
 
-        Subclasses define ``s_min`` and ``s_max`` (fields or properties).
         """
         return self.s_min + (1 - t) * (self.s_max - self.s_min)  # exact at t = 1
 
@@ -301,14 +310,6 @@ class VPSDE(_VPProcess):
     beta_max: float = 20.0
     eps: float = 1e-3
 
-    @property
-    def s_min(self):
-        return self.eps
-
-    @property
-    def s_max(self):
-        return 1.0
-
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)
         check_positive("beta_min", self.beta_min)
@@ -320,24 +321,22 @@ class VPSDE(_VPProcess):
 
 
 class Cosine(AbstractProcessSchedule):
-    """Cosine (Nichol & Dhariwal 2021): ``sqrt(abar(s)) = cos(((s + o)/(1 + o)) pi/2) / cos((o/(1 + o)) pi/2)``.
+    """Cosine (Nichol & Dhariwal 2021).
+
+    ``sqrt(abar(s)) = cos(((s + o)/(1 + o)) pi/2) / cos((o/(1 + o)) pi/2)``.
 
     ``o = offset = 0.008``; ``s`` runs from 1 (``abar = 0``, so ``tau_min = 0``) to ``s_min = 1/T``
-    with ``T = 1000`` (``tau_max < 1``: final denoising step).
+    with ``T = 1000`` (``eps = s_min``; ``tau_max < 1``: final denoising step).
     """
 
     noise_scale: float = 1.0
     offset: float = 0.008
-    s_min: float = 1e-3
-
-    @property
-    def s_max(self):
-        return 1.0
+    eps: float = 1e-3
 
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)
         check_positive("offset", self.offset)
-        check_range("s_min", self.s_min, 0.0, 1.0)
+        check_range("eps", self.eps, 0.0, 1.0)
 
     def signal_noise(self, t):
         # With phi = (1 - s)/(1 + o) pi/2 and theta0 = o/(1 + o) pi/2:
@@ -367,14 +366,6 @@ class VESDE(AbstractProcessSchedule):
     sigma_max: float = 348.0
     eps: float = 1e-5
 
-    @property
-    def s_min(self):
-        return self.eps
-
-    @property
-    def s_max(self):
-        return 1.0
-
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)
         check_positive("sigma_min", self.sigma_min)
@@ -389,7 +380,9 @@ class VESDE(AbstractProcessSchedule):
 
 
 class EDM(AbstractProcessSchedule):
-    """EDM (Karras et al. 2022): ``sigma(t) = (sigma_max^(1/rho) + t (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``.
+    """EDM (Karras et al. 2022).
+
+    ``sigma(t) = (sigma_max^(1/rho) + t (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``.
 
     ``a = 1``; ``t`` in ``[0, 1]`` is EDM's ``i / (N - 1)``, and EDM's final step to ``sigma = 0``
     is the final denoising step (an Euler step to ``sigma = 0`` returns the denoiser).
@@ -403,10 +396,6 @@ class EDM(AbstractProcessSchedule):
     @property
     def s_min(self):
         return 0.0
-
-    @property
-    def s_max(self):
-        return 1.0
 
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)

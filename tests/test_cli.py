@@ -11,25 +11,86 @@ from nsjax.cli import main
 
 def test_sample_gm_writes_json(tmp_path, capsys):
     out = tmp_path / "run.json"
-    assert main(["sample", "--d", "500", "--particles", "64", "--steps", "10",
-                 "--schedule", "vp-dilated", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--d",
+                "500",
+                "--particles",
+                "64",
+                "--steps",
+                "10",
+                "--schedule",
+                "vp-dilated",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
-    for key in ("target", "schedule", "d", "particles", "steps", "solver", "nfe", "wall_seconds",
-                "p_hat", "p_ref", "sigma2_hat", "sigma2_ref"):
+    for key in (
+        "target",
+        "schedule",
+        "d",
+        "particles",
+        "steps",
+        "solver",
+        "nfe",
+        "wall_seconds",
+        "p_hat",
+        "p_ref",
+        "sigma2_hat",
+        "sigma2_ref",
+    ):
         assert key in report
     assert report["nfe"] == 10 and report["d"] == 500 and report["target"] == "gm"
     assert json.loads(capsys.readouterr().out) == report
 
 
 def test_sample_cw_and_reduced_engine(capsys):
-    assert main(["sample", "--target", "cw", "--d", "100", "--particles", "16", "--steps", "8",
-                 "--solver", "heun", "--posterior", "two-saddle"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--target",
+                "cw",
+                "--d",
+                "100",
+                "--particles",
+                "16",
+                "--steps",
+                "8",
+                "--solver",
+                "heun",
+                "--posterior",
+                "two-saddle",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     for key in ("p_hat", "p_ref", "m_abs_hat", "m_abs_ref", "spin_error"):
         assert key in report
     assert report["nfe"] == 16
-    assert main(["sample", "--engine", "reduced", "--d", "1000000000", "--particles", "1000",
-                 "--steps", "8", "--x64"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--engine",
+                "reduced",
+                "--d",
+                "1000000000",
+                "--particles",
+                "1000",
+                "--steps",
+                "8",
+                "--x64",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["d"] == 10**9
 
 
@@ -47,7 +108,8 @@ def test_sample_cw_and_reduced_engine(capsys):
     ],
 )
 def test_bad_arguments_exit_nonzero_naming_the_argument(argv, needle):
-    proc = subprocess.run([sys.executable, "-m", "nsjax.cli", "sample", *argv],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsjax.cli", "sample", *argv], capture_output=True, text=True
+    )
     assert proc.returncode != 0
     assert needle in proc.stderr

@@ -43,8 +43,9 @@ def test_reduction_is_exact_at_huge_dimension():
     d = 10**12
     gm = GaussianMixture(dim=d, p=0.8, sigma2=0.25)
     interp, sched = preset("vp-dilated", d)
-    result = sample(ReducedGM(gm), interp, sched, KEY, 20_000, steps=64, solver=make_solver("heun"),
-                    dtype=jnp.float64)
+    result = sample(
+        ReducedGM(gm), interp, sched, KEY, 20_000, steps=64, solver=make_solver("heun"), dtype=jnp.float64
+    )
     features = nsjax.estimate(gm, result.statistics)
     assert features["p_error"] < 0.01 + 4 * features["p_stderr"]
     assert features["sigma2_error"] < 0.02
@@ -56,8 +57,7 @@ def test_reduced_initial_law():
     d, n = 1000, 20_000
     c = math.sqrt(d)
     system = ReducedGM(GaussianMixture(dim=d))
-    states = jax.vmap(lambda k: system.init(k, jnp.asarray(c), jnp.float64))(
-        jax.random.split(KEY, n))
+    states = jax.vmap(lambda k: system.init(k, jnp.asarray(c), jnp.float64))(jax.random.split(KEY, n))
     q = np.asarray(states.q) / c**2
     assert abs(q.mean() - (d - 1)) < 5 * math.sqrt(2 * (d - 1) / n)
     assert abs(q.var() / (2 * (d - 1)) - 1) < 5 * math.sqrt(2 / n) * 2

@@ -76,8 +76,12 @@ def test_ddpm_continuation_matches_discrete_product():
 @pytest.mark.parametrize("c", [1.0, 256.0])
 def test_snr_matching(c):
     """tau / (c (1 - tau)) = a_s / sigma_s: the interpolant and the process share the SNR."""
-    for schedule in (S.VPSDE(noise_scale=c), S.Cosine(noise_scale=c), S.EDM(noise_scale=c),
-                     S.VESDE(noise_scale=c)):
+    for schedule in (
+        S.VPSDE(noise_scale=c),
+        S.Cosine(noise_scale=c),
+        S.EDM(noise_scale=c),
+        S.VESDE(noise_scale=c),
+    ):
         t = jnp.linspace(0.05, 0.95, 7)
         tau, tau_c = schedule(t)
         a, sigma = schedule.signal_noise(t)

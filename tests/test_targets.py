@@ -133,8 +133,9 @@ def test_cw_two_saddle_error_shrinks_with_dimension():
     errors = {}
     for d in [16, 64, 256, 1024, 4096]:
         exact = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5).posterior_mean_exact)
-        approx = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, posterior="two-saddle")
-                          .posterior_mean_two_saddle)
+        approx = _batched(
+            CurieWeiss(dim=d, theta=2.0, h=0.5, posterior="two-saddle").posterior_mean_two_saddle
+        )
         diffs = []
         # g ~ d^-1/2 is the speciation window (the modes are being chosen); g = O(1) resolves spins
         for i, g in enumerate([0.3 / math.sqrt(d), 1 / math.sqrt(d), 0.3, 1.0, 3.0]):
@@ -182,8 +183,9 @@ def test_cw_end_point_and_invalid_inputs():
     cw = CurieWeiss(dim=5, theta=2.0, h=0.3)
     x = jnp.array([0.9, -1.1, 1.0, 0.2, -0.0])
     for interp in (Linear(1.0), Linear(math.sqrt(5.0)), Trig(1.0)):
-        v = cw.velocity(interp, jnp.asarray(1.0, jnp.float32), jnp.asarray(0.0, jnp.float32),
-                        x.astype(jnp.float32))
+        v = cw.velocity(
+            interp, jnp.asarray(1.0, jnp.float32), jnp.asarray(0.0, jnp.float32), x.astype(jnp.float32)
+        )
         assert jnp.all(jnp.isfinite(v))
     with pytest.raises(ValueError, match="theta"):
         CurieWeiss(dim=5, theta=0.0)

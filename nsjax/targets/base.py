@@ -49,6 +49,4 @@ class AbstractTarget(eqx.Module):
 
     def with_dtype(self, dtype) -> AbstractTarget:
         """A copy whose floating-point array leaves are cast to ``dtype``."""
-        return jax.tree.map(
-            lambda leaf: leaf.astype(dtype) if eqx.is_inexact_array(leaf) else leaf, self
-        )
+        return jax.tree.map(lambda leaf: leaf.astype(dtype) if eqx.is_inexact_array(leaf) else leaf, self)

@@ -42,11 +42,7 @@ def magnetization_law(dim: int, theta: float, h: float) -> tuple[np.ndarray, np.
     n_plus = np.arange(d + 1, dtype=np.float64)
     k = 2 * n_plus - d
     log_w = (
-        gammaln(d + 1.0)
-        - gammaln(n_plus + 1)
-        - gammaln(d - n_plus + 1)
-        + theta * k**2 / (2 * d)
-        + h * k / d
+        gammaln(d + 1.0) - gammaln(n_plus + 1) - gammaln(d - n_plus + 1) + theta * k**2 / (2 * d) + h * k / d
     )
     log_w -= log_w.max()
     w = np.exp(log_w)
@@ -104,7 +100,7 @@ class CurieWeiss(AbstractTarget):
         return magnetization(self.theta)
 
     def observation_field(self, interpolant: AbstractInterpolant, tau, tau_c):
-        """``g(tau) = beta / (c^2 alpha^2)``: ``p(x | x1) ∝ exp(g x.x1)`` (huge but finite at ``alpha = 0``)."""
+        """``g = beta / (c^2 alpha^2)``: ``p(x | x1) ∝ exp(g x.x1)``; huge but finite at ``alpha = 0``."""
         alpha, beta = interpolant.alpha(tau, tau_c), interpolant.beta(tau, tau_c)
         c2a2 = interpolant.noise_scale**2 * alpha**2
         tiny = jnp.finfo(jnp.result_type(c2a2)).tiny
@@ -212,9 +208,7 @@ class CurieWeiss(AbstractTarget):
         """Brute-force ``E[x1 | x]`` over all ``2^d`` states (``d <= 16``): the test oracle."""
         if self.dim > 16:
             raise ValueError(f"enumeration needs dim <= 16, got {self.dim}")
-        states = jnp.asarray(
-            ((np.arange(2**self.dim)[:, None] >> np.arange(self.dim)) & 1) * 2 - 1, x.dtype
-        )
+        states = jnp.asarray(((np.arange(2**self.dim)[:, None] >> np.arange(self.dim)) & 1) * 2 - 1, x.dtype)
         S = states.sum(axis=1)
         log_w = self.theta * S**2 / (2 * self.dim) + self.h * S / self.dim + g * states @ x
         return jax.nn.softmax(log_w) @ states
@@ -226,17 +220,15 @@ class CurieWeiss(AbstractTarget):
         key_s, key_perm = jax.random.split(key)
         index = jax.random.choice(key_s, len(k), (num,), p=jnp.asarray(prob))
         n_plus = index  # k = 2 n_plus - d
-        perms = jax.vmap(lambda kk: jax.random.permutation(kk, self.dim))(
-            jax.random.split(key_perm, num)
-        )
+        perms = jax.vmap(lambda kk: jax.random.permutation(kk, self.dim))(jax.random.split(key_perm, num))
         return jnp.where(perms < n_plus[:, None], 1.0, -1.0)
 
     def reference(self) -> dict[str, float]:
         """Exact finite-``d`` features from the law of ``S``::
 
-            p_ref     = P(S > 0) + P(S = 0) / 2     (ties broken evenly)
-            m_abs_ref = E|S| / d
-            spin_error_ref = 0
+        p_ref     = P(S > 0) + P(S = 0) / 2     (ties broken evenly)
+        m_abs_ref = E|S| / d
+        spin_error_ref = 0
         """
         k, prob = magnetization_law(self.dim, float(self.theta), float(self.h))
         return {

@@ -1,0 +1,193 @@
+"""Figures of ``nsjax reproduce`` (matplotlib, Agg backend, PNG files).
+
+Each function takes plain numbers (from ``results.json`` or the study) and a path, and writes
+one figure with labelled axes and a legend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["schedules_figure", "paths_figure", "steps_figure", "error_figure", "adaptive_figure"]
+
+COLORS = {
+    "vp": "tab:blue",
+    "ve": "tab:orange",
+    "vp-dilated": "tab:green",
+    "ve-dilated": "tab:red",
+    "ddpm": "tab:purple",
+    "vpsde": "tab:brown",
+    "cosine": "tab:pink",
+    "vesde": "tab:gray",
+    "edm": "tab:olive",
+    "vesde-scaled": "black",
+    "edm-scaled": "tab:cyan",
+}
+MARKERS = {"euler": "o", "heun": "s", "tsit5": "^", "dopri5": "v"}
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def schedules_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]], dim: int, kappa: float, path: str
+) -> None:
+    """Figure 1: VP schedules as ``tau(t)`` and VE schedules as ``sqrt(d)(1 - tau(t))``.
+
+    ``curves[panel][name] = (t, y)`` with panels ``"vp"`` and ``"ve"``.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, (t, tau) in curves["vp"].items():
+        left.plot(t, tau, label=name, color=COLORS.get(name))
+    left.axhline(
+        kappa / math.sqrt(dim),
+        color="k",
+        ls=":",
+        lw=1,
+        label=rf"$\kappa/\sqrt{{d}}$ = {kappa / math.sqrt(dim):.3g}",
+    )
+    left.set_yscale("log")
+    left.set_xlabel("sampler time t")
+    left.set_ylabel(r"interpolant time $\tau(t)$ (VP, c = 1)")
+    left.set_title(rf"VP schedules, d = {dim:,} (speciation at $\tau\sqrt{{d}}$ = O(1))")
+    left.legend(fontsize=8)
+    for name, (t, noise) in curves["ve"].items():
+        right.plot(t, noise, label=name, color=COLORS.get(name))
+    right.axhline(1.0, color="k", ls=":", lw=1, label="noise per coordinate = 1")
+    right.set_yscale("log")
+    right.set_xlabel("sampler time t")
+    right.set_ylabel(r"VE noise magnitude $\sqrt{d}\,(1-\tau)$")
+    right.set_title(f"VE schedules, d = {dim:,}")
+    right.legend(fontsize=8)
+    _save(fig, path)
+
+
+def paths_figure(panels: Sequence[Mapping], path: str) -> None:
+    """Figure 2: ``M_t`` of many realizations and the first coordinates of one, per target.
+
+    Each panel: ``{"title", "t", "overlap" (R, T), "coords" (T, k), "t_min_coords"}``.
+    """
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.8 * len(panels)), squeeze=False)
+    for row, panel in zip(axes, panels, strict=True):
+        t, overlap = np.asarray(panel["t"]), np.asarray(panel["overlap"])
+        for path_m in overlap:
+            row[0].plot(t, path_m, lw=0.6, alpha=0.5, color="tab:blue")
+        row[0].set_xlabel("sampler time t")
+        row[0].set_ylabel(r"$M_t = r\cdot X_t / d$")
+        row[0].set_title(f"{panel['title']}\n{overlap.shape[0]} realizations of $M_t$", fontsize=10)
+        row[0].axvline(0.5, color="k", ls=":", lw=1, label="breakpoint t = 1/2")
+        row[0].legend(fontsize=8)
+        keep = t >= panel.get("t_min_coords", 0.5)
+        coords = np.asarray(panel["coords"])[keep]
+        row[1].plot(t[keep], coords, lw=0.4, alpha=0.5)
+        row[1].set_xlabel("sampler time t")
+        row[1].set_ylabel(r"coordinates $X_{t,i}$")
+        row[1].set_title(f"first {coords.shape[1]} coordinates of one realization", fontsize=10)
+    _save(fig, path)
+
+
+def steps_figure(
+    steps: Mapping[str, Mapping[str, int | None]],
+    slopes: Mapping[str, float | None],
+    path: str,
+    title: str,
+) -> None:
+    """Smallest ``N`` reaching tolerance against ``d`` (log-log); fitted slopes in the legend."""
+    fig, ax = plt.subplots(figsize=(10.5, 5.2))
+    for key, table in steps.items():
+        name, solver = key.split("/")
+        d = np.array([float(k) for k, v in table.items() if v is not None])
+        n = np.array([float(v) for v in table.values() if v is not None])
+        if d.size == 0:
+            continue
+        slope = slopes.get(key)
+        label = f"{key} (slope {slope:.2f})" if slope is not None else f"{key}"
+        ax.plot(
+            d,
+            n,
+            marker=MARKERS.get(solver, "o"),
+            ls="-" if solver == "heun" else "--",
+            color=COLORS.get(name),
+            label=label,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("smallest N with |p̂-p| ≤ 0.01 and |σ̂²/σ²-1| ≤ 0.02")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, path)
+
+
+def error_figure(
+    rows: Sequence[Mapping], dim: float, path: str, features: Sequence[str], title: str
+) -> None:
+    """Feature error against ``N`` per schedule and solver at dimension ``dim`` (log-log)."""
+    fig, axes = plt.subplots(1, len(features), figsize=(5.5 * len(features), 4.3))
+    axes = np.atleast_1d(axes)
+    keys = sorted({(r["schedule"], r["solver"]) for r in rows if r["d"] == dim})
+    for ax, feature in zip(axes, features, strict=True):
+        for name, solver in keys:
+            sel = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["d"] == dim and r["schedule"] == name and r["solver"] == solver
+                ),
+                key=lambda r: r["N"],
+            )
+            n = np.array([r["N"] for r in sel], float)
+            err = np.array([max(r[f"{feature}_error"], 1e-6) for r in sel])
+            ax.plot(
+                n,
+                err,
+                marker=MARKERS.get(solver, "o"),
+                ls="-" if solver == "heun" else "--",
+                color=COLORS.get(name),
+                label=f"{name}/{solver}",
+            )
+        tol = 0.01 if feature == "p" else 0.02
+        ax.axhline(tol, color="k", ls=":", lw=1, label=f"tolerance {tol}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("steps N")
+        ylabel = {"p": "|p̂ - p|", "sigma2": "|σ̂²/σ² - 1|", "m_abs": "|m̂/E|M| - 1|"}[feature]
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}, d = {dim:.0e}")
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def adaptive_figure(nfe: Mapping[str, Mapping[str, float]], path: str, title: str) -> None:
+    """Mean NFE of adaptive solves against ``d`` per schedule and solver (log-log)."""
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for key, table in nfe.items():
+        name, solver = key.split("/")
+        d = np.array([float(k) for k in table])
+        ax.plot(
+            d,
+            np.array(list(table.values()), float),
+            marker=MARKERS.get(solver, "o"),
+            ls="-" if solver == "tsit5" else "--",
+            color=COLORS.get(name),
+            label=key,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("mean NFE per particle")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, path)
