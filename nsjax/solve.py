@@ -27,6 +27,7 @@ path summaries) are kept, whole states only on request.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from ._types import Array, PRNGKeyArray
 from .features import statistics as target_statistics
 from .interpolants import AbstractInterpolant
 from .schedules import AbstractSchedule
+from .solvers import AbstractFusedRK, FusedHeun, FusedMidpoint, FusedRalston, FusedRK4
 from .targets.base import AbstractTarget
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "evaluations_per_step",
     "SOLVERS",
     "make_solver",
+    "memory_report",
 ]
 
 
@@ -78,10 +81,16 @@ class RK4(diffrax.AbstractERK):
 
 SOLVERS: dict[str, Any] = {
     "euler": diffrax.Euler,
-    "heun": diffrax.Heun,
-    "midpoint": diffrax.Midpoint,
-    "ralston": diffrax.Ralston,
-    "rk4": RK4,
+    # fixed steps: fused forms of the tableaus (nsjax.solvers), equal to diffrax's to rounding
+    "heun": FusedHeun,
+    "midpoint": FusedMidpoint,
+    "ralston": FusedRalston,
+    "rk4": FusedRK4,
+    # diffrax's generic Runge–Kutta (stacked stages, error estimate, dense output)
+    "diffrax-heun": diffrax.Heun,
+    "diffrax-midpoint": diffrax.Midpoint,
+    "diffrax-ralston": diffrax.Ralston,
+    "diffrax-rk4": RK4,
     "bosh3": diffrax.Bosh3,
     "tsit5": diffrax.Tsit5,
     "dopri5": diffrax.Dopri5,
@@ -90,7 +99,8 @@ ADAPTIVE = ("bosh3", "tsit5", "dopri5", "heun")
 
 
 def make_solver(name: str):
-    """A diffrax solver by name (``SOLVERS``)."""
+    """A solver by name (``SOLVERS``): ``heun``/``midpoint``/``ralston``/``rk4`` are the fused
+    fixed-step forms (:mod:`nsjax.solvers`); ``diffrax-<name>`` diffrax's generic ones."""
     if name not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {name!r}")
     return SOLVERS[name]()
@@ -225,6 +235,10 @@ class SampleResult:
     chunk_size: int = 0
     nonfinite: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    """Memory report (:func:`memory_report`): ``estimated_bytes_per_device`` (chunk working set
+    from ``bytes_per_particle``), ``peak_rss_bytes`` (process high-water mark so far) and
+    ``device_peak_bytes`` (``memory_stats()['peak_bytes_in_use']`` where the backend has it)."""
 
 
 # -- the solve -----------------------------------------------------------------------------------
@@ -318,19 +332,95 @@ def _solve_particle(system, interpolant, schedule, key, config: _Config):
 
 
 def _initial_step_evaluations(solver) -> int:
-    """Evaluations diffrax spends choosing the first adaptive step (one ``f(t0 + h, y0 + h f0)``,
-    plus ``f(t0, y0)`` unless the solver's first-same-as-last stage already holds it)."""
-    per_step, once = evaluations_per_step(solver)
-    return 1 if once else 2
+    """Evaluations diffrax spends choosing the first adaptive step beyond ``once``: none, as
+    counted at run time (``tests/test_solve.py::test_nfe_matches_counted_evaluations``)."""
+    del solver
+    return 0
 
 
-@eqx.filter_jit
+def _xla_options() -> dict[str, str]:
+    """Per-compile XLA options of the solve. CPU: reductions stay in XLA's own fused loops
+    instead of YNNPACK library calls (``xla_cpu_experimental_ynn_fusion_type``), measured ~25%
+    less time per Euler step at ``d = 1e6`` (``benchmarks/RESULTS.md``); other backends, or a
+    jaxlib that no longer knows the option: none."""
+    return dict(_accepted_options(jax.default_backend()))
+
+
+@functools.cache
+def _accepted_options(backend: str) -> tuple[tuple[str, str], ...]:
+    if backend != "cpu":
+        return ()
+    options = {"xla_cpu_experimental_ynn_fusion_type": ""}
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(1.0).compile()
+    except Exception:  # an unknown option is an error at compile time
+        return ()
+    return tuple(options.items())
+
+
+def _jit(fun):
+    """``eqx.filter_jit`` semantics (arrays traced, everything else static) with :func:`_xla_options`."""
+
+    @functools.cache
+    def compiled(options: tuple[tuple[str, str], ...]):
+        def inner(dynamic, static):
+            return fun(*eqx.combine(dynamic, static))
+
+        return jax.jit(inner, static_argnums=1, compiler_options=dict(options))
+
+    @functools.wraps(fun)
+    def wrapper(*args):
+        dynamic, static = eqx.partition(args, eqx.is_array)
+        nested = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(dynamic))
+        options = () if nested else tuple(sorted(_xla_options().items()))  # top-level jit only
+        return compiled(options)(dynamic, static)
+
+    return wrapper
+
+
+@_jit
 def _run(system, interpolant, schedule, keys, config: _Config, chunk_size: int):
     return jax.lax.map(
         lambda key: _solve_particle(system, interpolant, schedule, key, config),
         keys,
         batch_size=chunk_size,
     )
+
+
+# -- sharding and memory (nsjax.sharding) ---------------------------------------------------------
+@_jit
+def _run_particle_sharded(system, interpolant, schedule, keys, config: _Config, chunk_size, mesh):
+    from .sharding import run_particle_sharded
+
+    def block(local_keys):
+        return jax.lax.map(
+            lambda key: _solve_particle(system, interpolant, schedule, key, config),
+            local_keys,
+            batch_size=min(chunk_size, local_keys.shape[0]),
+        )
+
+    return run_particle_sharded(block, keys, mesh)
+
+
+def memory_report(estimated_bytes_per_device: int) -> dict[str, Any]:
+    """The estimate, the process' peak RSS and each device's peak bytes (where reported)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report: dict[str, Any] = {
+        "estimated_bytes_per_device": int(estimated_bytes_per_device),
+        "peak_rss_bytes": int(rss if sys.platform == "darwin" else rss * 1024),
+        "device_peak_bytes": None,
+    }
+    peaks = []
+    for device in jax.local_devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    if peaks:
+        report["device_peak_bytes"] = max(peaks)
+    return report
 
 
 def _default_chunk(system, num_particles, itemsize, stages, memory_budget):
@@ -357,6 +447,8 @@ def sample(
     dtype=jnp.float32,
     max_steps: int = 100_000,
     on_nonfinite: Literal["raise", "warn", "ignore"] = "raise",
+    sharding: Literal["particles", "dim"] | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> SampleResult:
     """Push ``num_particles`` noise samples through the probability-flow ODE.
 
@@ -379,6 +471,10 @@ def sample(
         max_steps: cap on solver steps per piece.
         on_nonfinite: what to do when a particle ends with NaN/inf: ``raise`` (default), ``warn``
             or ``ignore``; the count is in ``SampleResult.nonfinite`` either way.
+        sharding: ``None`` (one device), ``"particles"`` (the ensemble split across ``devices``:
+            results equal one device's) or ``"dim"`` (each particle split across ``devices``,
+            reductions become cross-device sums: equal to rounding); :mod:`nsjax.sharding`.
+        devices: devices to shard over (default ``jax.devices()``, all hosts).
 
     Returns:
         :class:`SampleResult`; :func:`nsjax.features.estimate` turns its statistics into features.
@@ -394,6 +490,8 @@ def sample(
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     if solver is None:
         solver = diffrax.Euler() if steps is not None else diffrax.Tsit5()
+    if steps is None and isinstance(solver, AbstractFusedRK) and solver.adaptive is not None:
+        solver = solver.adaptive()  # same tableau, diffrax's embedded error for step control
     if steps is None:
         if isinstance(solver, (diffrax.Euler, RK4)) or not isinstance(solver, diffrax.AbstractAdaptiveSolver):
             raise ValueError(
@@ -407,9 +505,18 @@ def sample(
     if on_nonfinite not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_nonfinite must be 'raise', 'warn' or 'ignore', got {on_nonfinite!r}")
     per_step, once = evaluations_per_step(solver)
+    mesh = None
+    if sharding is not None:
+        from .sharding import ShardedDim, ShardedSystem, make_mesh
+
+        mesh = make_mesh(sharding, devices)
+        if sharding == "dim":
+            system = ShardedSystem(system, ShardedDim(mesh))
     if chunk_size is None:
         chunk_size = _default_chunk(system, num_particles, dtype.itemsize, per_step + once, memory_budget)
     chunk_size = min(check_dim("chunk_size", chunk_size), num_particles)
+    if sharding == "particles":  # chunks are per device
+        chunk_size = min(chunk_size, -(-num_particles // mesh.size))
     if path_ts is not None:
         path_ts = tuple(float(s) for s in np.asarray(path_ts, dtype=np.float64).ravel())
         if any(not 0.0 <= s <= 1.0 for s in path_ts):
@@ -427,9 +534,18 @@ def sample(
     )
     if isinstance(system, Particles):
         system = Particles(system.target.with_dtype(dtype))
+    elif sharding == "dim" and isinstance(system.system, Particles):
+        system = eqx.tree_at(lambda s: s.system, system, Particles(system.system.target.with_dtype(dtype)))
     keys = jax.random.split(key, num_particles)
     start = time.perf_counter()
-    out = _run(system, interpolant, schedule, keys, config, chunk_size)
+    if sharding == "particles":
+        out = _run_particle_sharded(system, interpolant, schedule, keys, config, chunk_size, mesh)
+    else:
+        out = _run(system, interpolant, schedule, keys, config, chunk_size)
+    if mesh is not None and jax.process_count() > 1:  # multi-host: every process gets all rows
+        from jax.experimental import multihost_utils
+
+        out = multihost_utils.process_allgather(out, tiled=True)
     out = jax.tree.map(np.asarray, jax.block_until_ready(out))
     wall = time.perf_counter() - start
     nonfinite = int((~out["finite"]).sum())
@@ -443,7 +559,9 @@ def sample(
         wall_seconds=wall,
         chunk_size=chunk_size,
         nonfinite=nonfinite,
-        info={"solver": type(solver).__name__, "steps": steps, "schedule": type(schedule).__name__},
+        info={"solver": type(solver).__name__, "steps": steps, "schedule": type(schedule).__name__,
+              "sharding": sharding, "num_devices": 1 if mesh is None else mesh.size},
+        memory=memory_report(chunk_size * system.bytes_per_particle(dtype.itemsize, per_step + once)),
     )
     if nonfinite:
         message = (

@@ -25,8 +25,17 @@ def test_lemma1_gm_pushforward_matches_mu(d):
     and the features within 4 standard errors of their exact finite-d values."""
     gm = GaussianMixture(dim=d, p=0.7, sigma2=0.3)
     n = 4000
-    result = sample(gm, nsjax.Linear(1.0), nsjax.Constant(), KEY, n, steps=200,
-                    solver=diffrax.Heun(), dtype=jnp.float64, keep_states=True)
+    result = sample(
+        gm,
+        nsjax.Linear(1.0),
+        nsjax.Constant(),
+        KEY,
+        n,
+        steps=200,
+        solver=diffrax.Heun(),
+        dtype=jnp.float64,
+        keep_states=True,
+    )
     u = result.states.sum(axis=1) / math.sqrt(d)
     R, s = math.sqrt(d), math.sqrt(0.3)
 
@@ -39,7 +48,8 @@ def test_lemma1_gm_pushforward_matches_mu(d):
     assert abs(features["sigma2_hat"] - features["sigma2_ref"]) < 4 * features["sigma2_stderr"] + 1e-3
     # second moment: E|x|^2 = d (1 + s2)
     assert abs(np.mean(np.sum(result.states**2, axis=1)) - d * 1.3) < 4 * np.std(
-        np.sum(result.states**2, axis=1)) / math.sqrt(n)
+        np.sum(result.states**2, axis=1)
+    ) / math.sqrt(n)
 
 
 @pytest.mark.parametrize("d", [2, 3])
@@ -47,8 +57,17 @@ def test_lemma1_cw_pushforward_matches_law_of_s(d):
     """Chi-square test of sign-rounded spins' S against the exact law (significance 1e-3)."""
     cw = CurieWeiss(dim=d, theta=2.0, h=0.6)
     n = 3000
-    result = sample(cw, nsjax.Linear(1.0), nsjax.Constant(), KEY, n, steps=400,
-                    solver=diffrax.Heun(), dtype=jnp.float64, keep_states=True)
+    result = sample(
+        cw,
+        nsjax.Linear(1.0),
+        nsjax.Constant(),
+        KEY,
+        n,
+        steps=400,
+        solver=diffrax.Heun(),
+        dtype=jnp.float64,
+        keep_states=True,
+    )
     assert np.max(np.abs(np.abs(result.states) - 1)) < 0.05  # the flow lands on spins
     S = np.sign(result.states).sum(axis=1).astype(int)
     k, prob = magnetization_law(d, 2.0, 0.6)
@@ -77,8 +96,9 @@ _COUNTER: list = []
 def test_nfe_matches_counted_evaluations(solver, steps, schedule):
     interp, sched = preset(schedule, 4, kappa=1.0)
     _COUNTER.clear()
-    result = sample(_Counting(dim=4), interp, sched, KEY, 1, steps=steps,
-                    solver=make_solver(solver), rtol=1e-4, atol=1e-7)
+    result = sample(
+        _Counting(dim=4), interp, sched, KEY, 1, steps=steps, solver=make_solver(solver), rtol=1e-4, atol=1e-7
+    )
     jax.effects_barrier()
     assert int(result.nfe[0]) == len(_COUNTER), (int(result.nfe[0]), len(_COUNTER))
     if steps is not None:
@@ -120,12 +140,10 @@ def test_path_summaries_are_saved_at_requested_times():
     gm = GaussianMixture(dim=d)
     interp, sched = preset("ve-dilated", d)
     ts = np.linspace(0, 1, 11)
-    result = sample(gm, interp, sched, KEY, 3, steps=10, path_ts=ts, path_coords=4,
-                    keep_states=True)
+    result = sample(gm, interp, sched, KEY, 3, steps=10, path_ts=ts, path_coords=4, keep_states=True)
     assert result.path["overlap"].shape == (3, 11)
     assert result.path["coords"].shape == (3, 11, 4)
-    np.testing.assert_allclose(result.path["overlap"][:, -1], result.states.sum(axis=1) / d,
-                               rtol=1e-5)
+    np.testing.assert_allclose(result.path["overlap"][:, -1], result.states.sum(axis=1) / d, rtol=1e-5)
     np.testing.assert_allclose(result.path["coords"][:, -1], result.states[:, :4], rtol=1e-6)
 
 
@@ -149,15 +167,15 @@ def test_velocity_finite_on_whole_grid_including_end(name, form):
             assert bool(jnp.all(jnp.isfinite(jax.jit(jax.vmap(field))(ts)))), (name, target)
 
 
-@pytest.mark.parametrize("solver", ["euler", "heun", "midpoint", "ralston", "rk4", "bosh3",
-                                    "tsit5", "dopri5"])
+@pytest.mark.parametrize(
+    "solver", ["euler", "heun", "midpoint", "ralston", "rk4", "bosh3", "tsit5", "dopri5"]
+)
 def test_every_solver_ends_finite_float32(solver):
     """Solvers that evaluate at t = 1 (Heun, RK4, FSAL tableaus) on the stiffest schedules."""
     d = 256
     for target, name in ((CurieWeiss(dim=d), "ve-dilated"), (GaussianMixture(dim=d), "edm")):
         interp, sched = preset(name, d)
-        result = sample(target, interp, sched, KEY, 4, steps=8, solver=make_solver(solver),
-                        dtype=jnp.float32)
+        result = sample(target, interp, sched, KEY, 4, steps=8, solver=make_solver(solver), dtype=jnp.float32)
         assert result.nonfinite == 0
         assert all(np.all(np.isfinite(v)) for v in result.statistics.values())
 
@@ -172,8 +190,7 @@ def test_nonfinite_particles_are_reported():
     with pytest.raises(FloatingPointError, match="non-finite"):
         sample(target, nsjax.Linear(1.0), nsjax.Constant(), KEY, 2, steps=4)
     with pytest.warns(RuntimeWarning, match="non-finite"):
-        result = sample(target, nsjax.Linear(1.0), nsjax.Constant(), KEY, 2, steps=4,
-                        on_nonfinite="warn")
+        result = sample(target, nsjax.Linear(1.0), nsjax.Constant(), KEY, 2, steps=4, on_nonfinite="warn")
     assert result.nonfinite == 2
 
 

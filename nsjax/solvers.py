@@ -1,0 +1,129 @@
+"""Fused fixed-step explicit Runge–Kutta solvers for diffrax (a performance layer, same API).
+
+diffrax's generic :class:`diffrax.AbstractERK` runs its stages in a loop over a stacked stage
+buffer ``k`` of shape ``(stages, *y.shape)``: every stage writes one slice
+(``dynamic_update_slice``) and forms ``a_i . k`` as a dot product over the stage axis, which XLA
+lowers with a transposed copy of the whole buffer, and every step also forms the embedded error
+estimate and the dense-output coefficients. On a memory-bound vector field (the GM velocity reads
+and writes each coordinate once) that traffic dominates: Heun measured ~3x Euler's cost per
+velocity evaluation at ``d = 1e6`` (``benchmarks/throughput.py``).
+
+The solvers here are the same tableaus with the stages unrolled in Python: each stage is
+``y_i = y0 + sum_{j<i, a_ij != 0} a_ij k_j`` with ``k_j = h f(t0 + c_j h, y_j)``, the step is
+``y1 = y0 + sum_j b_j k_j``; there is no stage buffer, no error estimate and no dense output
+beyond the step's end points (linear interpolation, as :class:`diffrax.Euler`), so XLA fuses
+each stage into one or two passes over the state. They are ``diffrax.AbstractSolver``s and run
+through ``diffrax.diffeqsolve`` like any other; results agree with diffrax's ERK of the same
+tableau to rounding (``tests/test_solvers.py``). Fixed steps only: adaptive solves use diffrax's
+embedded-error version of the same tableau (:attr:`AbstractFusedRK.adaptive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import diffrax
+import jax
+
+__all__ = ["AbstractFusedRK", "FusedHeun", "FusedMidpoint", "FusedRalston", "FusedRK4"]
+
+
+def _combine(y0: Any, coefficients: tuple[float, ...], ks: list[Any]) -> Any:
+    """``y0 + sum_j coefficients[j] k_j`` over the pytree, skipping zero coefficients."""
+    used = [(c, k) for c, k in zip(coefficients, ks) if c != 0]
+    if not used:
+        return y0
+    cs = [c for c, _ in used]
+
+    def leaf(y, *k_leaves):
+        increment = cs[0] * k_leaves[0]
+        for c, k in zip(cs[1:], k_leaves[1:]):
+            increment = increment + c * k
+        return y + increment.astype(y.dtype)
+
+    return jax.tree.map(leaf, y0, *[k for _, k in used])
+
+
+class AbstractFusedRK(diffrax.AbstractSolver):
+    """An explicit Runge–Kutta tableau, stages unrolled, fixed steps only.
+
+    Subclasses set ``c`` (stage times, ``c[0] = 0``), ``a`` (rows of the strictly lower
+    triangle, row ``i`` of length ``i``), ``b`` (weights) and ``method_order``.
+    """
+
+    c: ClassVar[tuple[float, ...]]
+    a: ClassVar[tuple[tuple[float, ...], ...]]
+    b: ClassVar[tuple[float, ...]]
+    method_order: ClassVar[int]
+    adaptive: ClassVar[type[diffrax.AbstractSolver] | None] = None
+    """diffrax's solver with the same tableau and an embedded error (for adaptive steps)."""
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar[Callable[..., diffrax.LocalLinearInterpolation]] = (
+        diffrax.LocalLinearInterpolation
+    )
+
+    def order(self, terms) -> int:
+        return self.method_order
+
+    def evaluations_per_step(self) -> tuple[int, int]:
+        """``(per_step, once)``: one velocity evaluation per stage, nothing reused."""
+        return len(self.b), 0
+
+    def init(self, terms, t0, t1, y0, args) -> None:
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        """One step ``t0 -> t1``; returns ``(y1, None, dense_info, None, successful)``."""
+        del solver_state, made_jump
+        h = t1 - t0
+        ks: list[Any] = []
+        for i, (c_i, a_i) in enumerate(zip(self.c, ((),) + self.a)):
+            y_i = _combine(y0, a_i, ks) if i else y0
+            t_i = t0 + c_i * h if c_i else t0
+            ks.append(terms.vf_prod(t_i, y_i, args, terms.contr(t0, t1)))
+        y1 = _combine(y0, self.b, ks)
+        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+class FusedHeun(AbstractFusedRK):
+    """Heun's method (explicit trapezoid), order 2: ``y1 = y0 + (k1 + k2)/2``."""
+
+    c = (0.0, 1.0)
+    a = ((1.0,),)
+    b = (0.5, 0.5)
+    method_order = 2
+    adaptive = diffrax.Heun
+
+
+class FusedMidpoint(AbstractFusedRK):
+    """Explicit midpoint method, order 2: ``y1 = y0 + k2``, ``k2 = h f(t0 + h/2, y0 + k1/2)``."""
+
+    c = (0.0, 0.5)
+    a = ((0.5,),)
+    b = (0.0, 1.0)
+    method_order = 2
+    adaptive = diffrax.Midpoint
+
+
+class FusedRalston(AbstractFusedRK):
+    """Ralston's second-order method: ``c2 = 2/3``, ``b = (1/4, 3/4)``."""
+
+    c = (0.0, 2 / 3)
+    a = ((2 / 3,),)
+    b = (0.25, 0.75)
+    method_order = 2
+    adaptive = diffrax.Ralston
+
+
+class FusedRK4(AbstractFusedRK):
+    """The classical fourth-order Runge–Kutta method."""
+
+    c = (0.0, 0.5, 0.5, 1.0)
+    a = ((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0))
+    b = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
+    method_order = 4

@@ -1,0 +1,125 @@
+"""Fused fixed-step Runge–Kutta solvers (nsjax.solvers) against diffrax's generic ones."""
+
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nsjax
+from nsjax.presets import preset
+from nsjax.reduction import ReducedGM
+from nsjax.solve import RK4, evaluations_per_step, make_solver, sample
+from nsjax.solvers import AbstractFusedRK, FusedHeun, FusedMidpoint, FusedRalston, FusedRK4
+
+KEY = jax.random.key(0)
+PAIRS = [
+    (FusedHeun, diffrax.Heun),
+    (FusedMidpoint, diffrax.Midpoint),
+    (FusedRalston, diffrax.Ralston),
+    (FusedRK4, RK4),
+]
+
+
+def _solve(solver, field, y0, steps, t1=1.0):
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(field), solver, 0.0, t1, t1 / steps, y0,
+        saveat=diffrax.SaveAt(t1=True), stepsize_controller=diffrax.ConstantStepSize(),
+    ).ys
+
+
+@pytest.mark.parametrize("fused,generic", PAIRS)
+def test_same_tableau_as_diffrax(fused, generic):
+    """Stage times, coefficients and weights equal diffrax's Butcher tableau."""
+    tableau = generic.tableau
+    np.testing.assert_allclose(fused.c[1:], tableau.c, rtol=1e-15)
+    np.testing.assert_allclose(fused.b, tableau.b_sol, rtol=1e-15)
+    for row, a_lower in zip(fused.a, tableau.a_lower):
+        np.testing.assert_allclose(row, a_lower, rtol=1e-15)
+
+
+@pytest.mark.parametrize("fused,generic", PAIRS)
+def test_fused_equals_diffrax_to_rounding(fused, generic):
+    """A nonlinear pytree field through ``diffeqsolve``: same numbers as diffrax's ERK."""
+
+    def field(t, y, args):
+        x, s = y
+        return -x + jnp.tanh(jnp.sum(x)) * jnp.cos(3 * t), jnp.sin(s) * jnp.mean(x**2)
+
+    y0 = (jnp.linspace(-1.0, 2.0, 5), jnp.float64(0.3))
+    a, b = _solve(fused(), field, y0, 13), _solve(generic(), field, y0, 13)
+    for leaf_a, leaf_b in zip(a, b):
+        np.testing.assert_allclose(leaf_a, leaf_b, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("fused,generic", [PAIRS[0], PAIRS[3]])
+def test_fused_equals_diffrax_on_gm_sampler(fused, generic):
+    """Full GM particles through ``sample`` (two schedule pieces, one-sided slopes), float64."""
+    d = 64
+    target = nsjax.GaussianMixture(dim=d)
+    interp, sched = preset("ve-dilated", d, kappa=1.0)
+    kw = dict(steps=9, dtype=jnp.float64, keep_states=True)
+    a = sample(target, interp, sched, KEY, 5, solver=fused(), **kw)
+    b = sample(target, interp, sched, KEY, 5, solver=generic(), **kw)
+    np.testing.assert_allclose(a.states, b.states, rtol=1e-12, atol=1e-12 * math.sqrt(d))
+    np.testing.assert_array_equal(a.nfe, b.nfe)
+
+
+def test_fused_equals_diffrax_on_reduced_gm():
+    """The exact GM reduction (a NamedTuple state, d = 1e9) through ``sample``."""
+    system = ReducedGM(nsjax.GaussianMixture(dim=10**9))
+    interp, sched = preset("vp-dilated", 10**9)
+    kw = dict(steps=12, dtype=jnp.float64)
+    a = sample(system, interp, sched, KEY, 7, solver=FusedHeun(), **kw)
+    b = sample(system, interp, sched, KEY, 7, solver=diffrax.Heun(), **kw)
+    for name in a.statistics:
+        np.testing.assert_allclose(a.statistics[name], b.statistics[name], rtol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [FusedHeun, FusedMidpoint, FusedRalston, FusedRK4])
+def test_convergence_order(fused):
+    """``y' = cos(t) y`` (exact ``exp(sin t)``): the error slope matches the method's order."""
+    field = lambda t, y, args: jnp.cos(t) * y  # noqa: E731
+    steps = np.array([32, 64, 128, 256])
+    errors = [abs(float(_solve(fused(), field, jnp.float64(1.0), n, 2.0)[0]) - math.exp(math.sin(2.0)))
+              for n in steps]
+    slope = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert abs(slope - fused.method_order) < 0.2, slope
+
+
+@pytest.mark.parametrize("fused", [FusedHeun, FusedMidpoint, FusedRalston, FusedRK4])
+def test_evaluations_per_step_counts_vector_field_calls(fused):
+    """``evaluations_per_step`` equals the vector-field calls traced in one step."""
+    calls = []
+
+    def field(t, y, args):
+        calls.append(1)
+        return -y
+
+    solver = fused()
+    term = diffrax.ODETerm(field)
+    jax.make_jaxpr(lambda y: solver.step(term, 0.0, 0.1, y, None, None, False))(jnp.ones(3))
+    assert evaluations_per_step(solver) == (len(calls), 0)
+
+
+def test_registry_names():
+    assert isinstance(make_solver("heun"), FusedHeun)
+    assert isinstance(make_solver("rk4"), FusedRK4)
+    assert type(make_solver("diffrax-heun")) is diffrax.Heun
+    assert type(make_solver("diffrax-rk4")) is RK4
+    assert type(make_solver("euler")) is diffrax.Euler
+
+
+def test_adaptive_solve_uses_the_embedded_tableau():
+    """``steps=None`` with a fused name runs diffrax's adaptive solver of the same tableau."""
+    system = ReducedGM(nsjax.GaussianMixture(dim=100))
+    interp, sched = preset("vp-dilated", 100)
+    a = sample(system, interp, sched, KEY, 3, steps=None, solver=make_solver("heun"))
+    b = sample(system, interp, sched, KEY, 3, steps=None, solver=diffrax.Heun())
+    np.testing.assert_array_equal(a.statistics["overlap"], b.statistics["overlap"])
+    assert a.info["solver"] == "Heun"
+    with pytest.raises(ValueError, match="adaptive"):
+        sample(system, interp, sched, KEY, 3, steps=None, solver=FusedRK4())
+    assert issubclass(FusedRK4, AbstractFusedRK) and FusedRK4.adaptive is None
