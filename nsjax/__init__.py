@@ -7,7 +7,7 @@ Aranguri, Biroli, Mézard, Vanden-Eijnden, *Optimizing Noise Schedules of Genera
 High Dimensions*, arXiv:2501.00988.
 """
 
-from . import features, interpolants, presets, reduction, schedules, solve, targets
+from . import features, interpolants, presets, reduction, schedules, sharding, solve, solvers, targets
 from .features import estimate
 from .interpolants import Linear, Trig, ve, vp
 from .presets import preset
@@ -43,7 +43,9 @@ __all__ = [
     "reduction",
     "sample",
     "schedules",
+    "sharding",
     "solve",
+    "solvers",
     "targets",
     "ve",
     "vp",

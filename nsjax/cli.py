@@ -123,7 +123,13 @@ def add_sample_parser(sub) -> None:
         default=20,
         help="fixed steps N (ignored with an adaptive solver and --adaptive)",
     )
-    group.add_argument("--solver", choices=sorted(SOLVERS), default="euler", help="diffrax solver")
+    group.add_argument(
+        "--solver",
+        choices=sorted(SOLVERS),
+        default="euler",
+        help="euler; fused fixed-step heun/midpoint/ralston/rk4; "
+        "diffrax-<name>: diffrax's generic tableaus; bosh3/tsit5/dopri5 adaptive",
+    )
     group.add_argument(
         "--adaptive",
         action="store_true",

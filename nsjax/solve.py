@@ -402,15 +402,32 @@ def _run_particle_sharded(system, interpolant, schedule, keys, config: _Config, 
     return run_particle_sharded(block, keys, mesh)
 
 
-def memory_report(estimated_bytes_per_device: int) -> dict[str, Any]:
-    """The estimate, the process' peak RSS and each device's peak bytes (where reported)."""
+def _peak_rss_bytes() -> int:
+    """The process' resident-set high-water mark.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (this address space only: ``ru_maxrss`` survives
+    ``execve``, so a child of a large parent would report the parent's peak); elsewhere
+    ``ru_maxrss``.
+    """
     import resource
     import sys
 
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def memory_report(estimated_bytes_per_device: int) -> dict[str, Any]:
+    """The estimate, the process' peak RSS and each device's peak bytes (where reported)."""
     report: dict[str, Any] = {
         "estimated_bytes_per_device": int(estimated_bytes_per_device),
-        "peak_rss_bytes": int(rss if sys.platform == "darwin" else rss * 1024),
+        "peak_rss_bytes": _peak_rss_bytes(),
         "device_peak_bytes": None,
     }
     peaks = []
