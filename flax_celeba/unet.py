@@ -48,6 +48,13 @@ def _heads(config: UNetConfig, channels: int) -> int:
     return channels // head_dim
 
 
+def _resnet(c: UNetConfig, out_channels, groups, groups_out, scale, **kwargs) -> ResnetBlock2D:
+    """A ``ResnetBlock2D`` with the config's norm eps, activation and time-embedding mode."""
+    return ResnetBlock2D(
+        out_channels, groups, groups_out, c.norm_eps, c.act_fn, c.resnet_time_scale_shift, scale, **kwargs
+    )
+
+
 class DownBlock(nn.Module):
     """DownBlock2D / AttnDownBlock2D / SkipDownBlock2D / AttnSkipDownBlock2D of diffusers."""
 
@@ -68,13 +75,11 @@ class DownBlock(nn.Module):
                 groups, groups_out = _skip_groups(h.shape[-1]), _skip_groups(self.out_channels)
             else:
                 groups, groups_out = c.norm_num_groups, None
-            h = ResnetBlock2D(
+            h = _resnet(
+                c,
                 self.out_channels,
                 groups,
                 groups_out,
-                c.norm_eps,
-                c.act_fn,
-                c.resnet_time_scale_shift,
                 scale,
                 name=f"resnets_{i}",
             )(h, temb)
@@ -89,13 +94,11 @@ class DownBlock(nn.Module):
             outputs.append(h)
         if self.add_downsample:
             if skip:
-                h = ResnetBlock2D(
+                h = _resnet(
+                    c,
                     self.out_channels,
                     _skip_groups(self.out_channels),
                     None,
-                    c.norm_eps,
-                    c.act_fn,
-                    c.resnet_time_scale_shift,
                     scale,
                     use_in_shortcut=True,
                     down=True,
@@ -145,20 +148,16 @@ class UpBlock(nn.Module):
             else:
                 groups, groups_out = c.norm_num_groups, None
             h = jnp.concatenate([h, res_states.pop()], axis=-1)
-            h = ResnetBlock2D(
+            h = _resnet(
+                c,
                 self.out_channels,
                 groups,
                 groups_out,
-                c.norm_eps,
-                c.act_fn,
-                c.resnet_time_scale_shift,
                 scale,
                 name=f"resnets_{i}",
             )(h, temb)
             if self.kind == "AttnUpBlock2D":
-                h = Attention(heads, c.norm_eps, c.norm_num_groups, scale, name=f"attentions_{i}")(
-                    h
-                )
+                h = Attention(heads, c.norm_eps, c.norm_num_groups, scale, name=f"attentions_{i}")(h)
         if self.kind == "AttnSkipUpBlock2D":
             h = Attention(heads, c.norm_eps, 32, scale, name="attentions_0")(h)
         if not skip:
@@ -171,13 +170,11 @@ class UpBlock(nn.Module):
             norm = GroupNorm(g, c.norm_eps, name="skip_norm")(h)
             states = conv3x3(3, "skip_conv")(activation("silu")(norm))  # nn.SiLU() in diffusers
             skip_sample = states if skip_sample is None else skip_sample + states
-            h = ResnetBlock2D(
+            h = _resnet(
+                c,
                 self.out_channels,
                 g,
                 g,
-                c.norm_eps,
-                c.act_fn,
-                c.resnet_time_scale_shift,
                 scale,
                 use_in_shortcut=True,
                 up=True,
@@ -202,22 +199,18 @@ class MidBlock(nn.Module):
         scale = c.mid_block_scale_factor
 
         def resnet(i: int) -> ResnetBlock2D:
-            return ResnetBlock2D(
+            return _resnet(
+                c,
                 self.channels,
                 groups,
                 None,
-                c.norm_eps,
-                c.act_fn,
-                c.resnet_time_scale_shift,
                 scale,
                 name=f"resnets_{i}",
             )
 
         h = resnet(0)(h, temb)
         if c.add_attention:
-            h = Attention(
-                _heads(c, self.channels), c.norm_eps, attn_groups, scale, name="attentions_0"
-            )(h)
+            h = Attention(_heads(c, self.channels), c.norm_eps, attn_groups, scale, name="attentions_0")(h)
         return resnet(1)(h, temb)
 
 
@@ -248,9 +241,7 @@ class UNet2DModel(nn.Module):
         else:
             t_emb = positional_embedding(timesteps, channels[0], c.flip_sin_to_cos, c.freq_shift)
         # UNet2DModel builds TimestepEmbedding with its default act_fn ("silu"), not c.act_fn.
-        temb = TimestepEmbedding(c.time_embed_dim, "silu", name="time_embedding")(
-            t_emb.astype(x.dtype)
-        )
+        temb = TimestepEmbedding(c.time_embed_dim, "silu", name="time_embedding")(t_emb.astype(x.dtype))
 
         skip_sample: Array | None = x
         h = conv3x3(channels[0], "conv_in")(x)
@@ -274,16 +265,12 @@ class UNet2DModel(nn.Module):
             in_channel = reversed_channels[min(i + 1, n - 1)]
             num = c.layers_per_block + 1
             taken, res_states = res_states[-num:], res_states[:-num]
-            block = UpBlock(
-                c, kind, in_channel, prev, out_channel, i < n - 1, name=f"up_blocks_{i}"
-            )
+            block = UpBlock(c, kind, in_channel, prev, out_channel, i < n - 1, name=f"up_blocks_{i}")
             h, new_skip = block(h, taken, temb, skip_sample)
             if "Skip" in kind:
                 skip_sample = new_skip
 
-        groups_out = (
-            c.norm_num_groups if c.norm_num_groups is not None else _skip_groups(channels[0])
-        )
+        groups_out = c.norm_num_groups if c.norm_num_groups is not None else _skip_groups(channels[0])
         h = activation("silu")(GroupNorm(groups_out, c.norm_eps, name="conv_norm_out")(h))
         h = conv3x3(c.out_channels, "conv_out")(h)
         if skip_sample is not None:

@@ -115,16 +115,8 @@ def _check_kappa(kappa, dim):
     check_range("kappa", kappa, 0.0, math.sqrt(dim))
 
 
-class DilatedVP(AbstractSchedule):
-    """Time-dilated VP schedule (MATH.md §4; paper, VP dilation), breakpoint ``t = 1/2``.
-
-    With ``a = kappa / sqrt(d)``::
-
-        tau = 2 a t                      (t <= 1/2)
-        tau = a + (1 - a)(2t - 1)        (t >= 1/2),   1 - tau = (1 - a)(2 - 2t).
-
-    Half of the steps cover the speciation window ``tau sqrt(d) = O(1)``.
-    """
+class _Dilated(AbstractSchedule):
+    """The paper's two-phase dilations: ``kappa`` in ``(0, sqrt(d))``, breakpoint ``t = 1/2``."""
 
     kappa: Float[Array, ""] | float
     dim: float = eqx.field(static=True)
@@ -137,6 +129,18 @@ class DilatedVP(AbstractSchedule):
     def breakpoints(self):
         return (0.5,)
 
+
+class DilatedVP(_Dilated):
+    """Time-dilated VP schedule (MATH.md §4; paper, VP dilation), breakpoint ``t = 1/2``.
+
+    With ``a = kappa / sqrt(d)``::
+
+        tau = 2 a t                      (t <= 1/2)
+        tau = a + (1 - a)(2t - 1)        (t >= 1/2),   1 - tau = (1 - a)(2 - 2t).
+
+    Half of the steps cover the speciation window ``tau sqrt(d) = O(1)``.
+    """
+
     def evaluate(self, t, piece):
         t = jnp.asarray(t)
         a = self.kappa / math.sqrt(self.dim)
@@ -146,7 +150,7 @@ class DilatedVP(AbstractSchedule):
         return _value(1 - tau_c, tau_c, 2 * (1 - a), t)
 
 
-class DilatedVE(AbstractSchedule):
+class DilatedVE(_Dilated):
     """Time-dilated VE schedule (MATH.md §4), breakpoint ``t = 1/2``; ``a = kappa / sqrt(d)``.
 
     ``form="linear"`` (for the linear interpolant)::
@@ -163,19 +167,11 @@ class DilatedVE(AbstractSchedule):
     ``sqrt(d) alpha`` is O(1).
     """
 
-    kappa: Float[Array, ""] | float
-    dim: float = eqx.field(static=True)
     form: str = eqx.field(static=True, default="linear")
 
     def __check_init__(self):
-        check_dim("dim", self.dim)
-        _check_kappa(self.kappa, self.dim)
         if self.form not in ("linear", "trig"):
             raise ValueError(f"form must be 'linear' or 'trig', got {self.form!r}")
-
-    @property
-    def breakpoints(self):
-        return (0.5,)
 
     def evaluate(self, t, piece):
         t = jnp.asarray(t)

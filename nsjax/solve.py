@@ -54,7 +54,10 @@ __all__ = [
     "Particles",
     "RK4",
     "SampleResult",
+    "SolveOptions",
+    "piece_term",
     "sample",
+    "solve_particle",
     "step_grid",
     "evaluations_per_step",
     "SOLVERS",
@@ -242,7 +245,9 @@ class SampleResult:
 
 
 # -- the solve -----------------------------------------------------------------------------------
-class _Config(eqx.Module):
+class SolveOptions(eqx.Module):
+    """Static options of one particle's solve (:func:`solve_particle`)."""
+
     steps: int | None = eqx.field(static=True)
     solver: Any = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
@@ -254,7 +259,9 @@ class _Config(eqx.Module):
     dtype: Any = eqx.field(static=True)
 
 
-def _piece_term(system, interpolant, schedule, piece):
+def piece_term(system, interpolant, schedule, piece: int) -> diffrax.ODETerm:
+    """``dX/dt = tau'(t) b(tau(t), X)`` with piece ``piece``'s own formula (any ``t``)."""
+
     def vector_field(t, y, args):
         tau, tau_c, rate = schedule.evaluate(t, piece)
         velocity = system.velocity(interpolant, tau, tau_c, y)
@@ -263,18 +270,33 @@ def _piece_term(system, interpolant, schedule, piece):
     return diffrax.ODETerm(vector_field)
 
 
-def _solve_particle(system, interpolant, schedule, key, config: _Config):
+def solve_particle(
+    system: AbstractSystem,
+    interpolant: AbstractInterpolant,
+    schedule: AbstractSchedule,
+    key: PRNGKeyArray,
+    config: SolveOptions,
+    step_counts: Array | None = None,
+) -> dict[str, Any]:
+    """One particle from noise to data: ``init``, the pieces, the final denoising step.
+
+    Steps per piece: ``step_grid(schedule, config.steps)`` (``StepTo``) when ``config.steps`` is
+    set; else the traced ``step_counts[piece]`` equal steps (``ConstantStepSize``, for compiled
+    sweeps over ``N``) when given; else a PID controller at ``config.rtol``/``config.atol``.
+    Returns ``statistics``, ``nfe``, ``num_steps``, ``finite`` and, as asked, ``path``/``state``.
+    """
     dtype = config.dtype
     start = schedule.evaluate(jnp.zeros((), dtype), 0)
     scale = interpolant.noise_scale * interpolant.alpha(start.tau, start.tau_c)
     y = system.init(key, scale.astype(dtype), dtype)
     per_step, once = evaluations_per_step(config.solver)
     grids = step_grid(schedule, config.steps) if config.steps is not None else None
+    fixed = grids is not None or step_counts is not None
     nfe = jnp.zeros((), jnp.int32)
     num_steps = jnp.zeros((), jnp.int32)
     path_parts = []
     for piece, (t0, t1) in enumerate(schedule.intervals()):
-        term = _piece_term(system, interpolant, schedule, piece)
+        term = piece_term(system, interpolant, schedule, piece)
         subs = [diffrax.SubSaveAt(t1=True)]
         piece_ts = None
         if config.path_ts is not None:
@@ -288,8 +310,10 @@ def _solve_particle(system, interpolant, schedule, key, config: _Config):
                     )
                 )
         if grids is not None:
-            controller = diffrax.StepTo(ts=jnp.asarray(grids[piece], dtype))
-            dt0 = None
+            controller, dt0 = diffrax.StepTo(ts=jnp.asarray(grids[piece], dtype)), None
+        elif step_counts is not None:
+            controller = diffrax.ConstantStepSize()
+            dt0 = (t1 - t0) / step_counts[piece].astype(dtype)
         else:
             controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol)
             dt0 = None
@@ -310,7 +334,7 @@ def _solve_particle(system, interpolant, schedule, key, config: _Config):
             path_parts.append(sol.ys[1])
         steps_here = sol.stats["num_steps"]
         num_steps = num_steps + steps_here
-        extra = 0 if grids is not None else _initial_step_evaluations(config.solver)
+        extra = 0 if fixed else _initial_step_evaluations(config.solver)
         nfe = nfe + per_step * steps_here + once + extra
         failed = sol.result != diffrax.RESULTS.successful
         y = jax.tree.map(lambda leaf: jnp.where(failed, jnp.nan, leaf), y)
@@ -379,9 +403,9 @@ def _jit(fun):
 
 
 @_jit
-def _run(system, interpolant, schedule, keys, config: _Config, chunk_size: int):
+def _run(system, interpolant, schedule, keys, config: SolveOptions, chunk_size: int):
     return jax.lax.map(
-        lambda key: _solve_particle(system, interpolant, schedule, key, config),
+        lambda key: solve_particle(system, interpolant, schedule, key, config),
         keys,
         batch_size=chunk_size,
     )
@@ -389,12 +413,12 @@ def _run(system, interpolant, schedule, keys, config: _Config, chunk_size: int):
 
 # -- sharding and memory (nsjax.sharding) ---------------------------------------------------------
 @_jit
-def _run_particle_sharded(system, interpolant, schedule, keys, config: _Config, chunk_size, mesh):
+def _run_particle_sharded(system, interpolant, schedule, keys, config: SolveOptions, chunk_size, mesh):
     from .sharding import run_particle_sharded
 
     def block(local_keys):
         return jax.lax.map(
-            lambda key: _solve_particle(system, interpolant, schedule, key, config),
+            lambda key: solve_particle(system, interpolant, schedule, key, config),
             local_keys,
             batch_size=min(chunk_size, local_keys.shape[0]),
         )
@@ -538,7 +562,7 @@ def sample(
         path_ts = tuple(float(s) for s in np.asarray(path_ts, dtype=np.float64).ravel())
         if any(not 0.0 <= s <= 1.0 for s in path_ts):
             raise ValueError("path_ts must lie in [0, 1]")
-    config = _Config(
+    config = SolveOptions(
         steps=steps,
         solver=solver,
         rtol=float(rtol),

@@ -11,7 +11,7 @@ count ``N``. Everything that is data (grid values, per-piece step counts) is tra
 
 One compilation per ``(build, solver, particle count, dtype)``: a sweep costs little more than
 its largest run. The vector field, the end-point handling and the NFE accounting are those of
-:mod:`nsjax.solve` (its ``_piece_term``); ``tests/test_sweeps.py`` checks that a sweep point equals
+:func:`nsjax.solve.solve_particle` itself; ``tests/test_sweeps.py`` checks that a sweep point equals
 :func:`nsjax.solve.sample` on the same particles.
 
 Sweep-friendly building blocks (their dimension may be traced):
@@ -46,9 +46,8 @@ from .schedules import VESDE, AbstractSchedule, ScheduleValue
 from .solve import (
     AbstractSystem,
     Particles,
-    _initial_step_evaluations,
-    _piece_term,
-    evaluations_per_step,
+    SolveOptions,
+    solve_particle,
     step_grid,
 )
 
@@ -222,43 +221,22 @@ def _as_system(system) -> AbstractSystem:
 
 
 def _solve_one(system, interpolant, schedule, noise, counts, static: _Static):
-    """One particle, piece by piece (as :func:`nsjax.solve.sample`), counts traced."""
-    dtype = static.dtype
-    start = schedule.evaluate(jnp.zeros((), dtype), 0)
-    scale = interpolant.noise_scale * interpolant.alpha(start.tau, start.tau_c)
-    y = system.init(noise, jnp.asarray(scale, dtype), dtype)
-    per_step, once = evaluations_per_step(static.solver)
-    nfe = jnp.zeros((), jnp.int32)
-    failed = jnp.zeros((), bool)
-    for piece, (t0, t1) in enumerate(schedule.intervals()):
-        term = _piece_term(system, interpolant, schedule, piece)
-        if static.adaptive:
-            controller, dt0 = diffrax.PIDController(rtol=static.rtol, atol=static.atol), None
-        else:
-            controller = diffrax.ConstantStepSize()
-            dt0 = (t1 - t0) / counts[piece].astype(dtype)
-        sol = diffrax.diffeqsolve(
-            term,
-            static.solver,
-            t0=jnp.asarray(t0, dtype),
-            t1=jnp.asarray(t1, dtype),
-            dt0=dt0,
-            y0=y,
-            saveat=diffrax.SaveAt(t1=True),
-            stepsize_controller=controller,
-            max_steps=static.max_steps,
-            throw=False,
-        )
-        y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
-        extra = _initial_step_evaluations(static.solver) if static.adaptive else 0
-        nfe = nfe + per_step * sol.stats["num_steps"] + once + extra
-        failed = failed | (sol.result != diffrax.RESULTS.successful)
-    if not schedule.ends_at_data:
-        end = schedule.evaluate(jnp.ones((), dtype), len(schedule.intervals()) - 1)
-        y = system.denoise(interpolant, end.tau, end.tau_c, y)
-        nfe = nfe + 1
-    y = jax.tree.map(lambda leaf: jnp.where(failed, jnp.nan, leaf), y)
-    return {"statistics": system.statistics(y), "nfe": nfe, "finite": system.finite(y)}
+    """One particle through :func:`nsjax.solve.solve_particle`, step counts traced."""
+    options = SolveOptions(
+        steps=None,
+        solver=static.solver,
+        rtol=static.rtol,
+        atol=static.atol,
+        path_ts=None,
+        path_coords=0,
+        keep_states=False,
+        max_steps=static.max_steps,
+        dtype=static.dtype,
+    )
+    out = solve_particle(
+        system, interpolant, schedule, noise, options, None if static.adaptive else counts
+    )
+    return {name: out[name] for name in ("statistics", "nfe", "finite")}
 
 
 @eqx.filter_jit

@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(
     # cross-device all-reduces for r.x
     gm = nsjax.GaussianMixture(dim=301)
     interp, sched = preset("ve-dilated", 301)
-    config = solve._Config(steps=4, solver=solve.make_solver("euler"), rtol=1e-3, atol=1e-6,
+    config = solve.SolveOptions(steps=4, solver=solve.make_solver("euler"), rtol=1e-3, atol=1e-6,
                            path_ts=None, path_coords=0, keep_states=False, max_steps=100,
                            dtype=jnp.dtype(jnp.float64))
     system = ShardedSystem(solve.Particles(gm), ShardedDim(make_mesh("dim")))
