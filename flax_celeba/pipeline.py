@@ -79,9 +79,7 @@ def load_model(folder: str | Path, sigma_max: float | None = None) -> LoadedMode
     if path is not None:
         scheduler = load_scheduler_config(path)
     else:
-        scheduler = (
-            DDPM_CELEBAHQ_SCHEDULER if parameterization == "epsilon" else VE_CELEBAHQ_SCHEDULER
-        )
+        scheduler = DDPM_CELEBAHQ_SCHEDULER if parameterization == "epsilon" else VE_CELEBAHQ_SCHEDULER
     expected = DDPMSchedulerConfig if parameterization == "epsilon" else VESchedulerConfig
     if not isinstance(scheduler, expected):
         raise ValueError(f"{path}: a {parameterization} model needs a {expected.__name__}")
@@ -93,40 +91,24 @@ def load_model(folder: str | Path, sigma_max: float | None = None) -> LoadedMode
 
 
 def make_schedule(name: str, model: LoadedModel, noise_scale: float, kappa: float = 3.0) -> Any:
-    """An nsjax schedule by name for ``model``'s dimension and ``noise_scale``."""
-    from nsjax import schedules
+    """An nsjax schedule by name for ``model``'s dimension and ``noise_scale``; DDPM and VE-SDE
+    take the model's own scheduler constants (:func:`nsjax.presets.make_schedule`)."""
+    from nsjax.presets import make_schedule as nsjax_schedule
 
-    d = model.dim
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     sched = model.scheduler
-    table: dict[str, Any] = {
-        "constant": lambda: schedules.Constant(),
-        "dilated_vp": lambda: schedules.DilatedVP(kappa, d),
-        "dilated_ve": lambda: schedules.DilatedVE(kappa, d),
-        "vpsde": lambda: schedules.VPSDE(noise_scale=noise_scale),
-        "cosine": lambda: schedules.Cosine(noise_scale=noise_scale),
-        "edm": lambda: schedules.EDM(noise_scale=noise_scale),
-    }
-    if isinstance(sched, DDPMSchedulerConfig):
-        table["ddpm"] = lambda: schedules.DDPM(
-            noise_scale=noise_scale,
+    params: dict[str, Any] = {}
+    if name == "ddpm" and isinstance(sched, DDPMSchedulerConfig):
+        params = dict(
             num_train_steps=sched.num_train_timesteps,
             beta_start=sched.beta_start,
             beta_end=sched.beta_end,
         )
-    else:
-        table["ddpm"] = lambda: schedules.DDPM(noise_scale=noise_scale)
-    if isinstance(sched, VESchedulerConfig):
-        table["vesde"] = lambda: schedules.VESDE(
-            noise_scale=noise_scale,
-            sigma_min=sched.sigma_min,
-            sigma_max=sched.sigma_max,
-            eps=sched.sampling_eps,
-        )
-    else:
-        table["vesde"] = lambda: schedules.VESDE(noise_scale=noise_scale)
-    if name not in table:
-        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(table)}")
-    return table[name]()
+    if name == "vesde" and isinstance(sched, VESchedulerConfig):
+        params = dict(sigma_min=sched.sigma_min, sigma_max=sched.sigma_max, eps=sched.sampling_eps)
+    kind = {"dilated_vp": "vp-dilated", "dilated_ve": "ve-dilated"}.get(name, name)
+    return nsjax_schedule(kind, model.dim, noise_scale=noise_scale, kappa=kappa, **params)
 
 
 def generate(

@@ -23,7 +23,7 @@ from . import schedules
 from ._checks import check_dim
 from .interpolants import AbstractInterpolant, make_interpolant
 
-__all__ = ["SCHEDULES", "PAPER_SCHEDULES", "STANDARD_SCHEDULES", "preset"]
+__all__ = ["SCHEDULES", "SCHEDULE_KINDS", "PAPER_SCHEDULES", "STANDARD_SCHEDULES", "make_schedule", "preset"]
 
 PAPER_SCHEDULES = ("vp", "ve", "vp-dilated", "ve-dilated")
 STANDARD_SCHEDULES = ("ddpm", "vpsde", "cosine", "vesde", "edm")
@@ -48,16 +48,38 @@ def preset(
         raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {name!r}")
     c = math.sqrt(dim) if name in _VE else 1.0
     interpolant = make_interpolant(form, c)
-    extra = {} if sigma_max is None else {"sigma_max": float(sigma_max)}
+    params = {} if sigma_max is None or name not in ("vesde", "edm") else {"sigma_max": float(sigma_max)}
+    kind = "constant" if name in ("vp", "ve") else name
+    return interpolant, make_schedule(kind, dim, noise_scale=c, kappa=kappa, form=form, **params)
+
+
+SCHEDULE_KINDS = ("constant", "vp-dilated", "ve-dilated") + STANDARD_SCHEDULES
+
+
+def make_schedule(
+    kind: str,
+    dim: int,
+    *,
+    noise_scale: float,
+    kappa: float = 3.0,
+    form: str = "linear",
+    **params: float,
+) -> schedules.AbstractSchedule:
+    """The schedule ``kind`` (``SCHEDULE_KINDS``) alone, for an interpolant of noise scale
+    ``noise_scale``; ``params`` override a standard schedule's defaults (e.g. ``sigma_max``,
+    ``beta_start``, ``num_train_steps``)."""
     table = {
-        "vp": lambda: schedules.Constant(),
-        "ve": lambda: schedules.Constant(),
+        "constant": lambda: schedules.Constant(),
         "vp-dilated": lambda: schedules.DilatedVP(kappa, dim),
         "ve-dilated": lambda: schedules.DilatedVE(kappa, dim, form=form),
-        "ddpm": lambda: schedules.DDPM(noise_scale=c),
-        "vpsde": lambda: schedules.VPSDE(noise_scale=c),
-        "cosine": lambda: schedules.Cosine(noise_scale=c),
-        "vesde": lambda: schedules.VESDE(noise_scale=c, **extra),
-        "edm": lambda: schedules.EDM(noise_scale=c, **extra),
+        "ddpm": lambda: schedules.DDPM(noise_scale=noise_scale, **params),
+        "vpsde": lambda: schedules.VPSDE(noise_scale=noise_scale, **params),
+        "cosine": lambda: schedules.Cosine(noise_scale=noise_scale, **params),
+        "vesde": lambda: schedules.VESDE(noise_scale=noise_scale, **params),
+        "edm": lambda: schedules.EDM(noise_scale=noise_scale, **params),
     }
-    return interpolant, table[name]()
+    if kind not in table:
+        raise ValueError(f"schedule must be one of {sorted(table)}, got {kind!r}")
+    if params and kind in ("constant", "vp-dilated", "ve-dilated"):
+        raise ValueError(f"schedule {kind!r} takes no parameters {sorted(params)}")
+    return table[kind]()
