@@ -173,7 +173,10 @@ def test_velocity_finite_on_whole_grid_including_end(name, form):
 def test_every_solver_ends_finite_float32(solver):
     """Solvers that evaluate at t = 1 (Heun, RK4, FSAL tableaus) on the stiffest schedules."""
     d = 256
-    for target, name in ((CurieWeiss(dim=d), "ve-dilated"), (GaussianMixture(dim=d), "edm")):
+    targets = ((CurieWeiss(dim=d), "ve-dilated"), (GaussianMixture(dim=d), "edm"))
+    if solver in ("euler", "rk4", "tsit5"):  # and the power-sum posterior (compiles slowly)
+        targets += ((CurieWeiss(dim=d, series_min_dim=0), "ve-dilated"),)
+    for target, name in targets:
         interp, sched = preset(name, d)
         result = sample(target, interp, sched, KEY, 4, steps=8, solver=make_solver(solver), dtype=jnp.float32)
         assert result.nonfinite == 0

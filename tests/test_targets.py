@@ -101,6 +101,9 @@ def test_cw_exact_posterior_equals_enumeration(d):
     assert max(errors) < 1e-10
 
 
+KEY_FAR = jax.random.PRNGKey(7)
+
+
 def _observations(d, g, n, key, theta=2.0, h=0.5):
     """``x = x1 + z / sqrt(g)``, ``x1 ~ mu``: then ``p(x | x1) ∝ exp(g x.x1)`` (field ``g``)."""
     cw = CurieWeiss(dim=d, theta=theta, h=h)
@@ -126,6 +129,61 @@ def test_cw_saddle_quadrature_matches_dense_rule(d):
         x = _observations(d, g, 4, jax.random.PRNGKey(i))
         worst = max(worst, float(jnp.max(jnp.abs(saddle(g, x) - dense(g, x)))))
     assert worst < 1e-5, worst
+
+
+def _series_and_direct(d, theta, h, **series):
+    kw = dict(dim=d, theta=theta, h=h, grid_max_dim=0)
+    series = _batched(CurieWeiss(**kw, series_min_dim=0, **series).posterior_mean_exact)
+    direct = _batched(CurieWeiss(**kw, series_min_dim=10**12).posterior_mean_exact)
+    return series, direct
+
+
+@pytest.mark.parametrize("theta, h", [(2.0, 0.5), (1.3, -1.0), (6.0, 0.0), (0.8, 0.3)])
+def test_cw_power_sum_expansion_matches_direct_rule(theta, h):
+    """The power-sum posterior (two passes over x) against the node-by-node saddle rule (float64).
+
+    Both use the same Gauss–Hermite mixture rule; the expansion only changes how log w is
+    evaluated, with error <= series_tol at every node, so the weights move by at most
+    ``e^(2 tol) - 1`` and eta (a weighted mean of values in [-1, 1]) by at most twice that.
+    """
+    d, tol = 20_000, 1e-5
+    series, direct = _series_and_direct(d, theta, h, series_tol=tol)
+    bound = 2 * math.expm1(2 * tol)
+    worst = 0.0
+    for i, g in enumerate([0.2 / math.sqrt(d), 1 / math.sqrt(d), 0.03, 0.3, 1.0, 3.0, 30.0]):
+        x = _observations(d, g, 4, jax.random.PRNGKey(i), theta, h)
+        worst = max(worst, float(jnp.max(jnp.abs(series(g, x) - direct(g, x)))))
+    assert worst < bound, (worst, bound)
+
+
+def test_cw_power_sum_expansion_recentres_on_far_maxima():
+    """Spins with M = 0.2 seen at g = 1: the maximum of log w sits near lam = 1.6, 0.3 away from
+    the starting centre theta m, where four power sums are far from series_tol; the re-centring
+    passes reach the bound, a single pass cannot (measured error 2e-2)."""
+    d, theta, h, tol = 20_000, 2.0, 0.5, 1e-5
+    x = jnp.where(jnp.arange(d) < 0.6 * d, 1.0, -1.0)[None] + 0.01 * jax.random.normal(KEY_FAR, (2, d))
+    series, direct = _series_and_direct(d, theta, h, series_tol=tol)
+    one_pass, _ = _series_and_direct(d, theta, h, series_tol=tol, max_passes=1)
+    exact = direct(1.0, x)
+    assert float(jnp.max(jnp.abs(series(1.0, x) - exact))) < 2 * math.expm1(2 * tol)
+    assert float(jnp.max(jnp.abs(one_pass(1.0, x) - exact))) > 1e-3
+
+
+def test_cw_power_sum_expansion_float32_rounding():
+    """float32 against float64 at d = 1e5. Blocked sums of 1024 keep the relative rounding error
+    of each power sum below (1024 + d/1024) eps32; shifting F'(lam)/d by that moves the maximum
+    by that / curvature (>= 0.4 per coordinate at theta = 2) and eta by at most as much."""
+    d, theta, h = 100_000, 2.0, 0.5
+    series = CurieWeiss(dim=d, theta=theta, h=h).posterior_mean_exact
+    _, direct = _series_and_direct(d, theta, h)
+    bound = (1024 + d / 1024) * float(jnp.finfo(jnp.float32).eps) / 0.4
+    worst = 0.0
+    for i, g in enumerate([1 / math.sqrt(d), 0.3, 3.0]):
+        x = _observations(d, g, 2, jax.random.PRNGKey(10 + i), theta, h)
+        eta32 = jax.jit(jax.vmap(series, in_axes=(None, 0)))(jnp.float32(g), x.astype(jnp.float32))
+        assert eta32.dtype == jnp.float32
+        worst = max(worst, float(jnp.max(jnp.abs(eta32 - direct(g, x)))))
+    assert worst < bound, (worst, bound)
 
 
 def test_cw_two_saddle_error_shrinks_with_dimension():
@@ -195,3 +253,7 @@ def test_cw_end_point_and_invalid_inputs():
         CurieWeiss(dim=5, posterior="mean-field")
     with pytest.raises(ValueError, match="dim"):
         CurieWeiss(dim=0)
+    with pytest.raises(ValueError, match="series_terms"):
+        CurieWeiss(dim=5, series_terms=0)
+    with pytest.raises(ValueError, match="series_tol"):
+        CurieWeiss(dim=5, series_tol=0.0)

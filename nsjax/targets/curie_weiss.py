@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -60,6 +62,77 @@ def _clipped_tanh(lam):
     return jnp.clip(jnp.tanh(lam), -1 + eps, 1 - eps)
 
 
+def _log_cosh_near0(x):
+    """``log cosh x`` without the cancellation of :func:`_log_cosh` near 0 (Taylor for ``|x| < 1/4``)."""
+    x2 = x * x
+    taylor = x2 * (1 / 2 + x2 * (-1 / 12 + x2 * (1 / 45 + x2 * (-17 / 2520 + x2 * 31 / 14175))))
+    return jnp.where(jnp.abs(x) < 0.25, taylor, _log_cosh(x))
+
+
+def _tanh_minus_id(x):
+    """``tanh x - x``, Taylor for ``|x| < 1/4``."""
+    x2 = x * x
+    taylor = x * x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * 62 / 2835)))
+    return jnp.where(jnp.abs(x) < 0.25, taylor, jnp.tanh(x) - x)
+
+
+def _sums(terms, t, block: int = 1024):
+    """``[sum_i f(t_i) for f in terms(t)]`` as one variadic reduction over blocks of ``block``
+    coordinates, then over the blocks: one pass over ``t``, and a float32 rounding error that
+    grows like ``block + d / block`` instead of ``d``."""
+
+    def reduce(t_part, axis):
+        arrays = tuple(terms(t_part))
+        zeros = tuple(jnp.zeros((), a.dtype) for a in arrays)
+        return jax.lax.reduce(arrays, zeros, lambda u, v: tuple(a + b for a, b in zip(u, v)), (axis,))
+
+    d = t.shape[-1]
+    main = (d // block) * block
+    out = []
+    if main:
+        out = [s.sum() for s in reduce(t[:main].reshape(-1, block), 1)]
+    if d - main:
+        tail = reduce(t[main:], 0)
+        out = list(tail) if not out else [a + b for a, b in zip(out, tail)]
+    return out
+
+
+def _log_mixture(lam, centres, widths, log_pi):
+    """``log q(lam)``, ``q = sum_j pi_j N(centres_j, widths_j^2)``: the quadrature's proposal."""
+    return jax.nn.logsumexp(
+        log_pi - 0.5 * ((lam[..., None] - centres) / widths) ** 2 - jnp.log(widths * math.sqrt(2 * math.pi)),
+        axis=-1,
+    )
+
+
+def _sum_log(ratio, t, group: int, block: int = 1024):
+    """``sum_i log ratio(t_i)`` with one ``log`` per ``group`` coordinates (log of their product;
+    the caller picks ``group`` so that the product cannot leave the float range)."""
+    d = t.shape[-1]
+    main = (d // block) * block
+    total = jnp.zeros((), t.dtype)
+    if main:
+        r = ratio(t[:main]).reshape(-1, block // group, group)
+        total = jnp.sum(jnp.sum(jnp.log(jnp.prod(r, axis=-1)), axis=-1))
+    if d - main:
+        total = total + jnp.sum(jnp.log(ratio(t[main:])))
+    return total
+
+
+class _Saddles(NamedTuple):
+    """Two expansion centres, their power sums, and where the expansion puts the maxima."""
+
+    centre: Array  # (2,) lam_j
+    sums: Array  # (2, N) p_jn = sum_i tanh(lam_j + a_i)^n
+    offset: Array  # (2,) log w(lam_j) - log w(lam_1)
+    peak: Array  # (2,) delta_j: the maximum of log w near lam_j is at lam_j + delta_j
+    width: Array  # (2,) Laplace width sigma_j
+    height: Array  # (2,) log w at the maximum, relative to log w(lam_1)
+    error: Array  # (2,) bound on the expansion's error in log w at the nodes
+    keep: Array  # (2,) the peak carries weight (not below the other by more than 40 nats)
+    done: Array  # () every kept peak is within series_tol
+
+
 class CurieWeiss(AbstractTarget):
     """Curie–Weiss model; the high-level feature is ``P(M > 0)``, the low-level one ``E|M|``.
 
@@ -73,6 +146,11 @@ class CurieWeiss(AbstractTarget):
         newton_steps: safeguarded Newton steps locating each saddle.
         grid_max_dim, grid_nodes: up to this ``d`` the exact posterior uses a dense
             Gauss–Legendre rule of ``grid_nodes`` nodes.
+        series_min_dim: from this ``d`` on, the exact posterior reads the log-weight off power
+            sums (:meth:`posterior_mean_series`) instead of evaluating it node by node.
+        series_terms: power sums per saddle in that expansion.
+        series_tol: accepted bound on the expansion's error in the log-weight at the nodes.
+        max_passes: passes over the coordinates that may re-centre the expansion.
     """
 
     dim: int = eqx.field(static=True)
@@ -83,6 +161,10 @@ class CurieWeiss(AbstractTarget):
     newton_steps: int = eqx.field(static=True, default=8)
     grid_max_dim: int = eqx.field(static=True, default=64)
     grid_nodes: int = eqx.field(static=True, default=256)
+    series_min_dim: int = eqx.field(static=True, default=10_000)
+    series_terms: int = eqx.field(static=True, default=4)
+    series_tol: float = eqx.field(static=True, default=1e-3)
+    max_passes: int = eqx.field(static=True, default=6)
 
     def __check_init__(self):
         check_dim("dim", self.dim)
@@ -93,6 +175,9 @@ class CurieWeiss(AbstractTarget):
         if self.posterior == "two-saddle":
             check_range("theta (two-saddle posterior)", self.theta, 1.0, None)
         check_dim("nodes", self.nodes)
+        check_dim("series_terms", self.series_terms)
+        check_dim("max_passes", self.max_passes)
+        check_positive("series_tol", self.series_tol)
 
     @property
     def m(self) -> Float[Array, ""]:
@@ -131,11 +216,15 @@ class CurieWeiss(AbstractTarget):
         - larger ``d``: the maxima (width ``~ d^-1/2``) are found by safeguarded Newton from
           ``lam = ±theta``, and Gauss–Hermite nodes of the two-Gaussian mixture ``q`` centred on
           them with their Laplace widths integrate ``w / q`` (exact for Gaussian peaks, no double
-          counting when the peaks merge).
+          counting when the peaks merge);
+        - ``d >= series_min_dim``: the same rule, with ``log w`` and the posterior mean read off
+          power sums (:meth:`posterior_mean_series`), two passes over the coordinates.
 
         Errors against brute-force enumeration and against the dense rule: ``tests/test_targets.py``.
         """
         t = jnp.tanh(self.h / self.dim + g * x)
+        if self.dim >= self.series_min_dim and self.dim > self.grid_max_dim:
+            return self.posterior_mean_series(t)
         if self.dim <= self.grid_max_dim:
             lam_k, log_rule = self._grid_rule(t.dtype)
         else:
@@ -181,13 +270,149 @@ class CurieWeiss(AbstractTarget):
         centres = jnp.stack([lam_plus, lam_minus])
         widths = jnp.stack([s_plus, s_minus])
         lam_k = (centres[:, None] + widths[:, None] * z[None, :]).reshape(-1)
-        log_q = jax.nn.logsumexp(
-            math.log(0.5)
-            - 0.5 * ((lam_k[:, None] - centres) / widths) ** 2
-            - jnp.log(widths * math.sqrt(2 * math.pi)),
-            axis=1,
-        )
+        log_q = _log_mixture(lam_k, centres, widths, jnp.full(2, math.log(0.5), t.dtype))
         return lam_k, math.log(0.5) + jnp.tile(log_wz, 2) - log_q
+
+    # -- power-sum expansion of the exact posterior (large d) ----------------------------------
+    def posterior_mean_series(self, t: Float[Array, " dim"]) -> Float[Array, " dim"]:
+        """Exact posterior mean from power sums, given ``t_i = tanh(h/d + g x_i)``.
+
+        Around a centre ``lam_j`` with ``u_i = tanh(lam_j + a_i)``, ``S = tanh(delta)`` and
+        ``p_n = sum_i u_i^n``, the identity ``log cosh(lam_j + delta + a) = log cosh(lam_j + a)
+        + log cosh(delta) + log(1 + u S)`` gives::
+
+            log w(lam_j + delta) - log w(lam_j) = -d (2 lam_j delta + delta^2) / (2 theta)
+                + d log cosh(delta) + sum_{n >= 1} (-1)^(n+1) S^n p_n / n
+
+        (``|u| < 1``: truncated after ``series_terms`` terms the error is at most
+        ``d |S|^(N+1) / ((N+1)(1 - |S|))``), and
+        ``tanh(mu + s + a_i) = v + (1 - v^2) sum_{n >= 0} (-v)^n s'^(n+1)`` with
+        ``v = tanh(mu + a_i)``, ``s' = tanh(s)`` turns the posterior mean into a polynomial in
+        ``v`` whose coefficients are moments of the quadrature rule. Two centres start at
+        ``±theta m``; one pass gives both sets of sums and ``log w(lam_0) - log w(lam_1) =
+        ... + sum_i log((1 + T_0 t_i)/(1 + T_1 t_i))``; Newton on the truncated series places
+        the maxima, and a centre whose error bound exceeds ``series_tol`` is moved onto its
+        maximum and summed again (at most ``max_passes`` passes; a peak more than 40 nats
+        below the other is dropped). The rule is then :meth:`posterior_mean_exact`'s:
+        Gauss–Hermite nodes of the two-Gaussian mixture on the maxima.
+        """
+        start = self.theta * self.m
+        centre = jnp.stack([start, -start]).astype(t.dtype)
+        state = self._series_analyse(t, centre)
+
+        def refine(state):
+            moved = jnp.where(state.done | ~state.keep, 0.0, state.peak)
+            return self._series_analyse(t, jnp.clip(state.centre + moved, -self.theta, self.theta))
+
+        def more(carry):
+            state, passes = carry
+            return ~state.done & (passes < self.max_passes)
+
+        state, _ = jax.lax.while_loop(more, lambda c: (refine(c[0]), c[1] + 1), (state, 1))
+        return self._series_mean(t, state)
+
+    def _series_log_w(self, centre, sums, delta):
+        """``log w(centre + delta) - log w(centre)`` from the truncated series (cancellation-free)."""
+        d, theta = self.dim, self.theta
+        S = jnp.tanh(delta)
+        series = 0.0
+        for n in range(self.series_terms, 1, -1):
+            series = (series + (-1) ** (n + 1) * sums[n - 1] / n) * S
+        return (
+            (sums[0] - d * centre / theta + series) * S
+            + d * centre / theta * _tanh_minus_id(delta)
+            + d * (_log_cosh_near0(delta) - delta**2 / (2 * theta))
+        )
+
+    def _series_analyse(self, t, centre) -> _Saddles:
+        d, theta, N = self.dim, self.theta, self.series_terms
+        T = _clipped_tanh(centre)
+
+        def powers(t):
+            out = []
+            for j in range(2):
+                u = (T[j] + t) / (1 + T[j] * t)
+                out.append(u)
+                for _ in range(N - 1):
+                    out.append(out[-1] * u)
+            return out
+
+        sums = jnp.stack(_sums(powers, t)).reshape(2, N)
+        log_ratio = _sum_log(lambda t: (1 + T[0] * t) / (1 + T[1] * t), t, self._log_group)
+        offset0 = (
+            -d * (centre[0] - centre[1]) * (centre[0] + centre[1]) / (2 * theta)
+            + d * (_log_cosh(centre[0]) - _log_cosh(centre[1]))
+            + log_ratio
+        )
+        offset = jnp.stack([offset0, jnp.zeros_like(offset0)])
+        reach = 1.0  # Newton's search radius around each centre; the next pass re-centres there
+
+        def maximise(centre_j, sums_j):
+            f = functools.partial(self._series_log_w, centre_j, sums_j)
+            df, d2f = jax.grad(f), jax.grad(jax.grad(f))
+            lo = jnp.maximum(-reach, -theta - centre_j)
+            hi = jnp.minimum(reach, theta - centre_j)
+
+            def step(delta, _):
+                g1, g2 = df(delta), d2f(delta)
+                newton = delta - g1 / jnp.minimum(g2, -1e-30)
+                uphill = delta + jnp.sign(g1) * reach / 4
+                return jnp.clip(jnp.where(g2 < 0, newton, uphill), lo, hi), None
+
+            delta, _ = jax.lax.scan(step, jnp.zeros_like(centre_j), None, length=12)
+            curvature = jnp.maximum(-d2f(delta), d * 0.1 / theta)
+            return delta, 1 / jnp.sqrt(curvature), f(delta)
+
+        peak, width, rise = jax.vmap(maximise)(centre, sums)
+        z_max = float(np.max(np.abs(np.polynomial.hermite_e.hermegauss(self.nodes)[0])))
+        S = jnp.minimum(jnp.tanh(jnp.abs(peak) + z_max * width), 0.999)
+        error = d * S ** (N + 1) / ((N + 1) * (1 - S))
+        height = offset + rise
+        keep = height + error >= jnp.max(height) - 40.0
+        done = jnp.all(~keep | (error <= self.series_tol))
+        return _Saddles(centre, sums, offset, peak, width, height, error, keep, done)
+
+    def _series_mean(self, t, s: _Saddles):
+        z, wz = np.polynomial.hermite_e.hermegauss(self.nodes)
+        z = jnp.asarray(z, t.dtype)
+        log_wz = jnp.asarray(np.log(wz / math.sqrt(2 * math.pi)), t.dtype)
+        mu = s.centre + s.peak  # the maxima
+        delta = s.peak[:, None] + s.width[:, None] * z  # (2, K) nodes relative to the centres
+        log_w = s.offset[:, None] + jax.vmap(self._series_log_w)(s.centre, s.sums, delta)
+        nodes = s.centre[:, None] + delta
+        log_pi = jnp.where(s.keep, -jnp.log(jnp.sum(s.keep).astype(t.dtype)), -jnp.inf)
+        log_q = _log_mixture(nodes, mu, s.width, log_pi)
+        log_rule = jnp.where(s.keep[:, None], log_pi[:, None] + log_wz - log_q + log_w, -jnp.inf)
+        W = jax.nn.softmax(log_rule.reshape(-1)).reshape(log_rule.shape)
+        # moments M_jn = sum_k W_jk tanh(width_j z_k)^n of each peak, n = 0 .. nB
+        S = jnp.tanh(s.width[:, None] * z)
+        moments = jnp.stack([jnp.sum(W * S**n, axis=1) for n in range(self._mean_terms + 1)], axis=1)
+        T = _clipped_tanh(mu)
+        inv = 1 / ((1 + T[0] * t) * (1 + T[1] * t))
+        eta = 0.0
+        for j, v in enumerate(((T[0] + t) * (1 + T[1] * t) * inv, (T[1] + t) * (1 + T[0] * t) * inv)):
+            M = moments[j]
+            acc = M[self._mean_terms]
+            for n in range(self._mean_terms - 1, 0, -1):
+                acc = M[n] - v * acc
+            eta = eta + M[0] * v + (1 - v * v) * acc
+        return eta
+
+    @property
+    def _log_group(self) -> int:
+        """Ratios ``(1 + T_0 t)/(1 + T_1 t)`` lie in ``[e^-(2 theta + 1), e^(2 theta + 1)]`` (centres in
+        ``[-theta, theta]``): a product of ``group`` of them stays inside float32's ``e^±87``."""
+        if not isinstance(self.theta, (int, float)):
+            return 1
+        fit = 80 / (2 * float(self.theta) + 1)
+        return next(k for k in (8, 4, 2, 1) if k <= fit or k == 1)
+
+    @property
+    def _mean_terms(self) -> int:
+        """Terms of the ``s'`` series in :meth:`posterior_mean_series`: ``|s'| <~ 4 d^-1/2 / 0.3``
+        and the dropped terms below ``1e-8``."""
+        s = min(4 / math.sqrt(0.1 * self.dim), 0.5)
+        return int(np.clip(math.ceil(math.log(1e-8) / math.log(s)), 3, 12))
 
     def posterior_mean_two_saddle(self, g, x):
         """The paper's two-saddle approximation (MATH.md §3), in log space::
