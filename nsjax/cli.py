@@ -152,6 +152,13 @@ def add_sample_parser(sub) -> None:
     group.add_argument(
         "--memory-gb", type=positive_float, default=2.0, help="working-memory budget that sets the chunk size"
     )
+    group.add_argument(
+        "--sharding",
+        choices=("particles", "dim"),
+        default=None,
+        help="spread the run over every local device: one block of particles per device, or each "
+        "particle's coordinates (default: one device)",
+    )
     group.add_argument("--x64", action="store_true", help="float64 (default float32)")
     group.add_argument("--seed", type=int, default=0, help="PRNG seed")
     group.add_argument("--out", metavar="FILE.json", default=None, help="also write the JSON here")
@@ -195,6 +202,7 @@ def run_sample(args) -> dict:
         chunk_size=args.chunk_size,
         memory_budget=int(args.memory_gb * 2**30),
         dtype=jnp.float64 if args.x64 else jnp.float32,
+        sharding=args.sharding,
     )
     features = estimate(target, result.statistics)
     report = {
@@ -210,6 +218,8 @@ def run_sample(args) -> dict:
         "nfe_max": int(result.nfe.max()),
         "wall_seconds": result.wall_seconds,
         "chunk_size": result.chunk_size,
+        "sharding": args.sharding,
+        "num_devices": result.info.get("num_devices", 1),
         "dtype": "float64" if args.x64 else "float32",
         "seed": args.seed,
     }

@@ -25,8 +25,11 @@ SCRIPT = textwrap.dedent(
 
     assert jax.device_count() == 4, jax.devices()
     key = jax.random.key(3)
-    # 10 particles: not a multiple of 4 devices (padding); d = 301: not a multiple either.
-    for target in (nsjax.GaussianMixture(dim=301), nsjax.CurieWeiss(dim=301, h=0.5)):
+    # 10 particles: not a multiple of 4 devices (padding); d = 301: not a multiple either;
+    # d = 2053: two blocks of 1024 and a tail in the power-sum CW posterior.
+    targets = (nsjax.GaussianMixture(dim=301), nsjax.CurieWeiss(dim=301, h=0.5),
+               nsjax.CurieWeiss(dim=2053, h=0.5, series_min_dim=0))
+    for target in targets:
         interp, sched = preset("ve-dilated", target.dim)
         kw = dict(steps=6, solver=solve.make_solver("heun"), dtype=jnp.float64, keep_states=True,
                   chunk_size=2)
@@ -51,6 +54,15 @@ SCRIPT = textwrap.dedent(
     hlo = jax.jit(lambda k: solve._run(system, interp, sched, k, config, 2)).lower(keys)
     text = hlo.compile().as_text()
     assert "all-reduce" in text and "f64[2,76]" in text, "state not split over devices"
+    # the command line: --sharding reaches the sampler
+    import contextlib, io, json
+    from nsjax.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["sample", "--d", "64", "--particles", "6", "--steps", "3",
+                     "--sharding", "particles"]) == 0
+    report = json.loads(out.getvalue())
+    assert report["num_devices"] == 4 and report["sharding"] == "particles", report
     print("OK")
     """
 )
