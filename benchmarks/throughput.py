@@ -155,6 +155,16 @@ def marginal_steps(target: str, solver: str, d: int, particles: int, first: int,
     return first, first + min(max(extra, 4), 2000)
 
 
+def marginal_cost(diffs: list[float], added_coord_evals: float, label: str) -> float:
+    """Median wall-time difference per added coordinate-evaluation; NaN (reported) when the long
+    runs were not slower than the short ones, i.e. timing noise exceeded the added work."""
+    median = float(np.median(diffs))
+    if median <= 0:
+        print(f"  {label}: marginal estimate failed (long run not slower than short: {diffs})")
+        return math.nan
+    return median / added_coord_evals
+
+
 def engine_point(target: str, solver: str, d: int, particles: int, steps: tuple[int, int],
                  reps: int) -> Point:
     """Marginal cost per velocity evaluation between ``steps[0]`` and ``steps[1]`` steps."""
@@ -173,7 +183,7 @@ def engine_point(target: str, solver: str, d: int, particles: int, steps: tuple[
         short, result = run(steps[0]), run(steps[1])
         diffs.append(result.wall_seconds - short.wall_seconds)
         walls.append(result.wall_seconds)
-    per = max(float(np.median(diffs)), 1e-12) / ((nfe[1] - nfe[0]) * d * particles)
+    per = marginal_cost(diffs, (nfe[1] - nfe[0]) * d * particles, f"{target} {solver} d={d:.0e}")
     return Point(target, solver, d, particles, tuple(steps), per, 1 / per, min(walls), nfe[1],
                  result.chunk_size)
 
@@ -298,11 +308,7 @@ def torch_points(d: int, particles: int, naive_steps: tuple[int, int], seconds: 
                 short, long = _best(runs[0], 1, warmup=False), _best(runs[1], 1, warmup=False)
                 diffs.append(long - short)
                 walls.append(long)
-        if float(np.median(diffs)) <= 0:  # timing noise exceeded the added work: no estimate
-            print(f"  {variant}: marginal estimate failed (long run not slower than short: {diffs})")
-            per = math.nan
-        else:
-            per = float(np.median(diffs)) / ((steps[1] - steps[0]) * d * particles)
+        per = marginal_cost(diffs, (steps[1] - steps[0]) * d * particles, variant)
         out[variant] = {"seconds_per_coord_eval": per, "coord_updates_per_s": 1 / per,
                         "end_to_end_s": min(walls), "steps": list(steps)}
     return out
