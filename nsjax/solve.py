@@ -63,6 +63,7 @@ __all__ = [
     "SOLVERS",
     "make_solver",
     "memory_report",
+    "xla_options",
 ]
 
 
@@ -362,7 +363,7 @@ def _initial_step_evaluations(solver) -> int:
     return 0
 
 
-def _xla_options() -> dict[str, str]:
+def xla_options() -> dict[str, str]:
     """Per-compile XLA options of the solve. CPU: reductions stay in XLA's own fused loops
     instead of YNNPACK library calls (``xla_cpu_experimental_ynn_fusion_type``), measured ~25%
     less time per Euler step at ``d = 1e6`` (``benchmarks/RESULTS.md``); other backends, or a
@@ -383,7 +384,7 @@ def _accepted_options(backend: str) -> tuple[tuple[str, str], ...]:
 
 
 def _jit(fun):
-    """``eqx.filter_jit`` semantics (arrays traced, everything else static) with :func:`_xla_options`."""
+    """``eqx.filter_jit`` semantics (arrays traced, everything else static) with :func:`xla_options`."""
 
     @functools.cache
     def compiled(options: tuple[tuple[str, str], ...]):
@@ -396,7 +397,7 @@ def _jit(fun):
     def wrapper(*args):
         dynamic, static = eqx.partition(args, eqx.is_array)
         nested = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(dynamic))
-        options = () if nested else tuple(sorted(_xla_options().items()))  # top-level jit only
+        options = () if nested else tuple(sorted(xla_options().items()))  # top-level jit only
         return compiled(options)(dynamic, static)
 
     return wrapper

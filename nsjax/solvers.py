@@ -11,8 +11,15 @@ velocity evaluation at ``d = 1e6`` (``benchmarks/throughput.py``).
 The solvers here are the same tableaus with the stages unrolled in Python: each stage is
 ``y_i = y0 + sum_{j<i, a_ij != 0} a_ij k_j`` with ``k_j = h f(t0 + c_j h, y_j)``, the step is
 ``y1 = y0 + sum_j b_j k_j``; there is no stage buffer, no error estimate and no dense output
-beyond the step's end points (linear interpolation, as :class:`diffrax.Euler`), so XLA fuses
-each stage into one or two passes over the state. They are ``diffrax.AbstractSolver``s and run
+beyond the step's end points (linear interpolation, as :class:`diffrax.Euler`). When the field
+is a few reductions followed by a cheap per-coordinate map (the GM velocity), XLA then recomputes
+each stage state inside the next stage's reduction instead of storing it: an ``s``-stage step
+reads ``y0`` ``s`` times and writes ``y1`` once, ``4 (s + 2)`` bytes per coordinate in float32
+(RK4: 6 per evaluation, Euler: 12). That needs reductions XLA can fuse with their producer:
+XLA:CPU rewrites a sum over more than 32 elements into a tree of reduce-windows that does not,
+and RK4 then stored three stage states (17 bytes per evaluation); the GM target sums through
+:func:`nsjax.targets._sums.coordinate_sum`. Bytes per step are checked against XLA's own count
+in ``tests/test_solvers.py``. They are ``diffrax.AbstractSolver``s and run
 through ``diffrax.diffeqsolve`` like any other; results agree with diffrax's ERK of the same
 tableau to rounding (``tests/test_solvers.py``). Fixed steps only: adaptive solves use diffrax's
 embedded-error version of the same tableau (:attr:`AbstractFusedRK.adaptive`).

@@ -11,6 +11,7 @@ from scipy import stats as sps
 
 from nsjax.interpolants import Linear, Trig
 from nsjax.targets import CurieWeiss, GaussianMixture, magnetization, magnetization_law
+from nsjax.targets._sums import coordinate_sum
 
 INTERPOLANTS = {
     "vp-linear": lambda d: Linear(1.0),
@@ -257,3 +258,17 @@ def test_cw_end_point_and_invalid_inputs():
         CurieWeiss(dim=5, series_terms=0)
     with pytest.raises(ValueError, match="series_tol"):
         CurieWeiss(dim=5, series_tol=0.0)
+
+
+@pytest.mark.parametrize("d", [1, 31, 32, 33, 1000, 100_003])
+def test_coordinate_sum_matches_float64_within_rounding_bound(d):
+    """Rows of 32 summed in float32, then XLA's tree over the rows: each of the
+    ``L = 1 + ceil(log_32(d / 32))`` levels adds at most 32 terms in sequence, so the error is at
+    most ``32 L eps32 sum |x_i|`` (recursive-summation bound per level); also under ``vmap``."""
+    x = np.random.default_rng(d).standard_normal((3, d)).astype(np.float32) + 0.5
+    got = np.asarray(jax.jit(jax.vmap(coordinate_sum))(jnp.asarray(x)))
+    assert got.dtype == np.float32
+    exact = x.astype(np.float64).sum(axis=1)
+    levels = 1 + max(math.ceil(math.log(max(d / 32, 1), 32)), 0)
+    bound = 32 * levels * np.finfo(np.float32).eps * np.abs(x).astype(np.float64).sum(axis=1)
+    assert np.all(np.abs(got - exact) <= bound), (got - exact, bound)

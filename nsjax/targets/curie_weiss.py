@@ -15,6 +15,7 @@ from scipy.special import gammaln
 from .._checks import check_dim, check_positive, check_range
 from .._types import Array, Float, PRNGKeyArray
 from ..interpolants import AbstractInterpolant
+from ._sums import coordinate_sum
 from .base import AbstractTarget
 
 __all__ = ["CurieWeiss", "magnetization", "magnetization_law"]
@@ -112,7 +113,7 @@ def _sum_log(ratio, t, group: int):
 
     def fn(rows):
         k = group if rows.shape[1] % group == 0 else 1
-        return [jnp.sum(jnp.log(jnp.prod(ratio(rows).reshape(rows.shape[0], -1, k), axis=-1)))]
+        return [coordinate_sum(jnp.log(jnp.prod(ratio(rows).reshape(-1, k), axis=-1)))]
 
     return _blocked(fn, t)[0]
 
@@ -425,9 +426,9 @@ class CurieWeiss(AbstractTarget):
         """
         t = jnp.tanh(g * x)
         m = _clipped_tanh(jnp.arctanh(jnp.minimum(self.m, 1.0)).astype(t.dtype))
-        log_plus = self.h * m + jnp.sum(jnp.log1p(m * t))
-        log_minus = -self.h * m + jnp.sum(jnp.log1p(-m * t))
-        w_plus = jax.nn.sigmoid(log_plus - log_minus)
+        # log(W+ Q+) - log(W- Q-) in one pass: the ratios lie in [e^-2 theta m, e^2 theta m]
+        log_odds = 2 * self.h * m + _sum_log(lambda t: (1 + m * t) / (1 - m * t), t, self._log_group)
+        w_plus = jax.nn.sigmoid(log_odds)
         return w_plus * (m + t) / (1 + m * t) + (1 - w_plus) * (t - m) / (1 - m * t)
 
     def posterior_mean_enumerated(self, g, x):

@@ -12,6 +12,7 @@ from jax.scipy.special import ndtr
 from .._checks import check_dim, check_positive, check_range
 from .._types import Array, Float, PRNGKeyArray
 from ..interpolants import AbstractInterpolant
+from ._sums import coordinate_sum
 from .base import AbstractTarget
 
 __all__ = ["GaussianMixture"]
@@ -47,8 +48,8 @@ class GaussianMixture(AbstractTarget):
 
     # -- the direction r -------------------------------------------------------------------
     def r_dot(self, x: Float[Array, " dim"]) -> Float[Array, ""]:
-        """``r . x``."""
-        return jnp.sum(x) if self.direction is None else jnp.dot(self.direction, x)
+        """``r . x`` (:func:`coordinate_sum`: XLA fuses the computation of ``x`` into it)."""
+        return coordinate_sum(x if self.direction is None else self.direction * x)
 
     def r_times(self, s: Float[Array, ""]) -> Float[Array, " dim"]:
         """``s r`` (broadcastable against a particle)."""
