@@ -60,13 +60,11 @@ import numpy as np  # noqa: E402
 
 from nsjax.presets import preset  # noqa: E402
 from nsjax.solve import (  # noqa: E402
-    Particles,
     evaluations_per_step,
     make_solver,
-    piece_term,
     sample,
+    step_bytes_per_coordinate,
     step_grid,
-    xla_options,
 )
 from nsjax.targets import CurieWeiss, GaussianMixture  # noqa: E402
 
@@ -87,22 +85,13 @@ def gm_bytes_model(solver: str) -> float | None:
     return 4 * (stages + 2) / stages
 
 
-def xla_bytes_per_coord_eval(target: str, solver: str, d: int = 2**16, particles: int = 8) -> float:
-    """XLA's count (``cost_analysis``) of the bytes one compiled, vmapped step accesses, per
-    coordinate per evaluation, with the engine's compile options."""
+def xla_bytes_per_coord_eval(target: str, solver: str, d: int = 2**16) -> float:
+    """XLA's count of the bytes one compiled step accesses, per coordinate per evaluation
+    (:func:`nsjax.solve.step_bytes_per_coordinate`, 8 particles)."""
     interpolant, schedule = preset(SCHEDULE, d)
-    term = piece_term(Particles(TARGETS[target](d)), interpolant, schedule, 0)
     solver_ = make_solver(solver)
-    t0, t1 = jnp.float32(0.1), jnp.float32(0.11)
-
-    def step(y0):
-        return solver_.step(term, t0, t1, y0, None, solver_.init(term, t0, t1, y0, None), False)[0]
-
-    compiled = jax.jit(jax.vmap(step), compiler_options=xla_options())
-    compiled = compiled.lower(jnp.ones((particles, d), jnp.float32)).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return cost["bytes accessed"] / (particles * d * evaluations_per_step(solver_)[0])
+    per_step = step_bytes_per_coordinate(TARGETS[target](d), interpolant, schedule, solver_)
+    return per_step / evaluations_per_step(solver_)[0]
 
 
 # -- machine -------------------------------------------------------------------------------------

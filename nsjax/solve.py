@@ -63,6 +63,7 @@ __all__ = [
     "SOLVERS",
     "make_solver",
     "memory_report",
+    "step_bytes_per_coordinate",
     "xla_options",
 ]
 
@@ -446,6 +447,27 @@ def _peak_rss_bytes() -> int:
         pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def step_bytes_per_coordinate(
+    target: AbstractTarget, interpolant: AbstractInterpolant, schedule: AbstractSchedule, solver,
+    particles: int = 8, t: float = 0.1,
+) -> float:
+    """XLA's count (``cost_analysis``) of the bytes one compiled step accesses, per coordinate of
+    ``particles`` float32 particles, with the engine's compile options (:func:`xla_options`): what
+    a step reads and writes, stage states stored or not (``benchmarks/throughput.py``)."""
+    term = piece_term(Particles(target), interpolant, schedule, 0)
+    t0, t1 = jnp.float32(t), jnp.float32(t + 0.01)  # the engine's times are in the state's dtype
+
+    def step(y0):
+        state = solver.init(term, t0, t1, y0, None)
+        return solver.step(term, t0, t1, y0, None, state, False)[0]
+
+    compiled = jax.jit(jax.vmap(step), compiler_options=xla_options())
+    compiled = compiled.lower(jnp.ones((particles, target.dim), jnp.float32)).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # a list in older jaxlibs
+    return cost["bytes accessed"] / (particles * target.dim)
 
 
 def memory_report(estimated_bytes_per_device: int) -> dict[str, Any]:
