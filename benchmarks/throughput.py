@@ -210,6 +210,22 @@ def marginal_cost(diffs: list[float], added_coord_evals: float, label: str) -> f
     return median / added_coord_evals
 
 
+def engine_plan(target: str, solver: str, d: int, particles: int, seconds: float):
+    """``(run, steps, nfe, last)`` for a marginal measurement: ``run(n)`` solves ``n`` steps,
+    ``steps`` are the short and long step counts (both compiled here), ``nfe`` their evaluations
+    per particle, ``last`` the long run's result."""
+    interpolant, schedule = preset(SCHEDULE, d)
+    system, key = TARGETS[target](d), jax.random.key(0)
+    steps = marginal_steps(target, solver, d, particles, 2, seconds)
+
+    def run(n):
+        return sample(system, interpolant, schedule, key, particles, steps=n,
+                      solver=make_solver(solver), on_nonfinite="ignore")
+
+    first, last = run(steps[0]), run(steps[1])
+    return run, steps, (int(first.nfe[0]), int(last.nfe[0])), last
+
+
 def engine_points(runs: list[tuple[str, str]], d: int, particles: int, seconds: float,
                   reps: int) -> list[Point]:
     """Marginal cost per velocity evaluation of each ``(target, solver)`` at one ``(d, B)``.
@@ -218,19 +234,7 @@ def engine_points(runs: list[tuple[str, str]], d: int, particles: int, seconds: 
     and long solve in turn, so that a drift of the machine's load hits all of them alike and the
     ratios between them (RK / Euler, CW / GM) are paired measurements.
     """
-    interpolant, schedule = preset(SCHEDULE, d)
-    key = jax.random.key(0)
-    plans = []
-    for target, solver in runs:
-        system = TARGETS[target](d)
-        steps = marginal_steps(target, solver, d, particles, 2, seconds)
-
-        def run(n, system=system, solver=solver):
-            return sample(system, interpolant, schedule, key, particles, steps=n,
-                          solver=make_solver(solver), on_nonfinite="ignore")
-
-        first, last = run(steps[0]), run(steps[1])  # compile both
-        plans.append((run, steps, (int(first.nfe[0]), int(last.nfe[0])), last))
+    plans = [engine_plan(target, solver, d, particles, seconds) for target, solver in runs]
     diffs = [[] for _ in plans]
     walls = [[] for _ in plans]
     for _ in range(reps):
@@ -330,15 +334,8 @@ def torch_points(d: int, particles: int, naive_steps: tuple[int, int], seconds: 
     baseline is followed by a timed pair of the engine, so every speed-up is a ratio of two
     measurements taken together (``speedup`` in each variant's entry).
     """
-    interpolant, schedule = preset(SCHEDULE, d)
-    engine_steps = marginal_steps("gm", "euler", d, particles, 2, seconds)
-
-    def engine(n):
-        return sample(TARGETS["gm"](d), interpolant, schedule, jax.random.key(0), particles,
-                      steps=n, solver=make_solver("euler"), on_nonfinite="ignore")
-
-    engine(engine_steps[0]), engine(engine_steps[1])  # compile both
-    engine_added = (engine_steps[1] - engine_steps[0]) * d * particles
+    engine, engine_steps, engine_nfe, _ = engine_plan("gm", "euler", d, particles, seconds)
+    engine_added = (engine_nfe[1] - engine_nfe[0]) * d * particles
     careful_steps = marginal_steps("gm", "euler", d, particles, 2, seconds)
     import torch
 

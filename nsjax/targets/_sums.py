@@ -11,6 +11,15 @@ ROW = 32
 """Coordinates per partial sum: XLA:CPU rewrites a longer reduction into a tree of reduce-windows."""
 
 
+def blocked(fn, t: Float[Array, " dim"], block: int) -> list[Float[Array, ""]]:
+    """``fn`` (a list of scalar sums of a 2-D array) over ``t`` cut into rows of ``block``
+    coordinates plus one row for the remainder, summed."""
+    d = t.shape[-1]
+    main = (d // block) * block
+    parts = ([fn(t[:main].reshape(-1, block))] if main else []) + ([fn(t[main:][None])] if d - main else [])
+    return [sum(values) for values in zip(*parts)]
+
+
 def coordinate_sum(x: Float[Array, " dim"]) -> Float[Array, ""]:
     """``sum_i x_i``: sums of rows of :data:`ROW` coordinates, then the sum of those.
 
@@ -21,12 +30,4 @@ def coordinate_sum(x: Float[Array, " dim"]) -> Float[Array, ""]:
     the two sums back into one long reduction. Rounding: sequential within a row, XLA's pairwise
     tree across rows, as for ``jnp.sum``.
     """
-    d = x.shape[-1]
-    main = (d // ROW) * ROW
-    total = jnp.zeros((), x.dtype)
-    if main:
-        partial = jnp.sum(x[:main].reshape(main // ROW, ROW), axis=1)
-        total = jnp.sum(jax.lax.optimization_barrier(partial))
-    if d - main:
-        total = total + jnp.sum(x[main:])
-    return total
+    return blocked(lambda rows: [jnp.sum(jax.lax.optimization_barrier(jnp.sum(rows, axis=1)))], x, ROW)[0]

@@ -15,7 +15,7 @@ from scipy.special import gammaln
 from .._checks import check_dim, check_positive, check_range
 from .._types import Array, Float, PRNGKeyArray
 from ..interpolants import AbstractInterpolant
-from ._sums import coordinate_sum
+from ._sums import blocked, coordinate_sum
 from .base import AbstractTarget
 
 __all__ = ["CurieWeiss", "magnetization", "magnetization_law"]
@@ -77,14 +77,8 @@ def _tanh_minus_id(x):
     return jnp.where(jnp.abs(x) < 0.25, taylor, jnp.tanh(x) - x)
 
 
-def _blocked(fn, t, block: int = 1024):
-    """``fn`` (a list of scalar sums of a 2-D array) over ``t`` cut into rows of ``block``
-    coordinates plus one row for the remainder, summed: float32 rounding grows like
-    ``block + d / block`` instead of ``d``."""
-    d = t.shape[-1]
-    main = (d // block) * block
-    parts = ([fn(t[:main].reshape(-1, block))] if main else []) + ([fn(t[main:][None])] if d - main else [])
-    return [sum(values) for values in zip(*parts)]
+BLOCK = 1024
+"""Coordinates per block of the power sums: float32 rounding grows like ``BLOCK + d / BLOCK``."""
 
 
 def _sums(terms, t):
@@ -96,7 +90,7 @@ def _sums(terms, t):
         reduced = jax.lax.reduce(arrays, zeros, lambda u, v: tuple(a + b for a, b in zip(u, v)), (1,))
         return [r.sum() for r in reduced]
 
-    return _blocked(fn, t)
+    return blocked(fn, t, BLOCK)
 
 
 def _log_mixture(lam, centres, widths, log_pi):
@@ -115,7 +109,7 @@ def _sum_log(ratio, t, group: int):
         k = group if rows.shape[1] % group == 0 else 1
         return [coordinate_sum(jnp.log(jnp.prod(ratio(rows).reshape(-1, k), axis=-1)))]
 
-    return _blocked(fn, t)[0]
+    return blocked(fn, t, BLOCK)[0]
 
 
 def _hermite_rule(nodes: int, dtype):
