@@ -1,22 +1,43 @@
 """nsjax: noise schedules of generative models in high dimensions, in JAX.
 
 Probability-flow samplers of stochastic interpolants on targets with exact posteriors
-(Gaussian mixture, Curie–Weiss), the paper's time-dilated schedules and the standard ones,
+(Gaussian mixtures, Curie–Weiss), the paper's time-dilated schedules and the standard ones,
 an exact reduction for the Gaussian mixture, and feature estimators. Reference:
 Aranguri, Biroli, Mézard, Vanden-Eijnden, *Optimizing Noise Schedules of Generative Models in
-High Dimensions*, arXiv:2501.00988.
+High Dimensions*, arXiv:2501.00988; the mathematics is in ``docs/theory.md``.
+
+The core is pure: :func:`solve` (one particle, a pytree of JAX arrays; ``jit``/``vmap``/``grad``)
+under the drivers :func:`sample` (ensembles) and :func:`nsjax.sweeps.sweep` (compiled grids).
 """
 
-from . import features, interpolants, presets, reduction, schedules, sharding, solve, solvers, targets
+from . import (
+    compilation,
+    diagnostics,
+    ensemble,
+    features,
+    interpolants,
+    reduction,
+    registry,
+    schedules,
+    sharding,
+    solvers,
+    sweeps,
+    systems,
+    targets,
+)
+from .ensemble import SampleResult, sample
 from .features import estimate
 from .interpolants import Linear, Trig, ve, vp
-from .presets import preset
 from .reduction import ReducedGM
-from .schedules import DDPM, EDM, VESDE, VPSDE, Constant, Cosine, DilatedVE, DilatedVP
-from .solve import RK4, Particles, SampleResult, sample
+from .registry import Preset, preset
+from .schedules import DDPM, EDM, VESDE, VPSDE, Constant, Cosine, DilatedVE, DilatedVP, Selected
+from .solve import PieceSteps, Save, Solution, step_grid
+from .solve import solve as solve  # the function; the module is nsjax.solve in sys.modules
+from .solvers import RK4, make_solver
+from .systems import AbstractSystem, Particles
 from .targets import CurieWeiss, GaussianMixture
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DDPM",
@@ -24,6 +45,7 @@ __all__ = [
     "RK4",
     "VESDE",
     "VPSDE",
+    "AbstractSystem",
     "Constant",
     "Cosine",
     "CurieWeiss",
@@ -32,20 +54,32 @@ __all__ = [
     "GaussianMixture",
     "Linear",
     "Particles",
+    "PieceSteps",
+    "Preset",
     "ReducedGM",
     "SampleResult",
+    "Save",
+    "Selected",
+    "Solution",
     "Trig",
+    "compilation",
+    "diagnostics",
+    "ensemble",
     "estimate",
     "features",
     "interpolants",
+    "make_solver",
     "preset",
-    "presets",
     "reduction",
+    "registry",
     "sample",
     "schedules",
     "sharding",
     "solve",
     "solvers",
+    "step_grid",
+    "sweeps",
+    "systems",
     "targets",
     "ve",
     "vp",

@@ -92,8 +92,8 @@ def make_target(args):
 
 
 def add_sample_parser(sub) -> None:
-    from .presets import SCHEDULES
-    from .solve import SOLVERS
+    from .registry import PRESETS
+    from .solvers import SOLVERS
 
     parser = sub.add_parser(
         "sample",
@@ -106,7 +106,7 @@ def add_sample_parser(sub) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument(
         "--schedule",
-        choices=SCHEDULES,
+        choices=list(PRESETS),
         default="ve-dilated",
         help="interpolant noise + schedule (vp/ve: constant steps; *-dilated: "
         "the paper's; ddpm/vpsde/cosine/vesde/edm: standard, by SNR matching)",
@@ -172,10 +172,11 @@ def run_sample(args) -> dict:
         jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
+    from .ensemble import sample
     from .features import estimate
-    from .presets import preset
     from .reduction import ReducedGM
-    from .solve import make_solver, sample
+    from .registry import preset
+    from .solvers import make_solver
 
     if args.engine == "reduced" and args.target != "gm":
         raise argparse.ArgumentTypeError("--engine reduced needs --target gm")

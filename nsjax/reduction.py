@@ -8,7 +8,7 @@ the ``d``-dimensional system exactly onto the same scheme for ``(u, g)``, so a p
 features are exact at any ``d`` (1e12 included) for O(1) work per particle, and the reduction
 is an oracle for the full engine (``tests/test_reduction.py``).
 
-:class:`ReducedGM` is a system for :func:`nsjax.solve.sample`: the same schedule, grid, solver
+:class:`ReducedGM` is a system for :func:`nsjax.solve` and :func:`nsjax.sample`: the same schedule, grid, solver
 and chunking code path as the full engine.
 """
 
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ._types import Array, Float
-from .solve import AbstractSystem
+from .systems import AbstractSystem
 from .targets.gaussian_mixture import GaussianMixture
 
 __all__ = ["ReducedState", "ReducedGM"]

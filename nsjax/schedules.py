@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ._checks import check_dim, check_positive, check_range
-from ._types import Array, Float
+from ._types import Array, Float, Int
 
 __all__ = [
     "ScheduleValue",
@@ -42,6 +42,7 @@ __all__ = [
     "Cosine",
     "VESDE",
     "EDM",
+    "Selected",
 ]
 
 T = Float[Array, "*shape"]
@@ -101,9 +102,28 @@ class AbstractSchedule(eqx.Module):
         """``tau'(t)``."""
         return self.value(t).rate
 
+    def check_noise_scale(self, noise_scale) -> None:
+        """Raise if this schedule was built for another interpolant noise scale ``c`` (schedules
+        mapped by signal-to-noise matching depend on ``c``; the others fit any)."""
+
 
 class Constant(AbstractSchedule):
-    """``tau(t) = t``: the paper's constant denoising step."""
+    """``tau(t) = t``: the paper's constant denoising step.
+
+    ``breaks``: optional breakpoints (e.g. ``(0.5,)``), which change nothing in the map but put
+    those times on every grid, so that the constant schedule shares one compiled sweep with the
+    two-phase dilations (:class:`Selected`).
+    """
+
+    breaks: tuple[float, ...] = eqx.field(static=True, default=())
+
+    def __check_init__(self):
+        if any(not 0.0 < b < 1.0 for b in self.breaks) or list(self.breaks) != sorted(set(self.breaks)):
+            raise ValueError(f"breaks must be increasing times in (0, 1), got {self.breaks}")
+
+    @property
+    def breakpoints(self):
+        return self.breaks
 
     def evaluate(self, t, piece):
         t = jnp.asarray(t)
@@ -112,22 +132,51 @@ class Constant(AbstractSchedule):
 
 def _check_kappa(kappa, dim):
     check_positive("kappa", kappa)
-    check_range("kappa", kappa, 0.0, math.sqrt(dim))
+    if not isinstance(dim, jax.core.Tracer):
+        check_range("kappa", kappa, 0.0, math.sqrt(float(dim)))
+
+
+def _check_dim_value(dim):
+    """``dim >= 1`` when concrete (``dim`` may be traced: sweeps over ``d``)."""
+    if not isinstance(dim, jax.core.Tracer) and not eqx.is_array(dim):
+        check_dim("dim", dim)
+    else:
+        check_range("dim", dim, 1.0, None, low_open=False)
 
 
 class _Dilated(AbstractSchedule):
-    """The paper's two-phase dilations: ``kappa`` in ``(0, sqrt(d))``, breakpoint ``t = 1/2``."""
+    """The paper's two-phase dilations: ``kappa`` in ``(0, sqrt(d))``, breakpoint ``t = 1/2``.
+
+    ``kappa`` and ``dim`` are pytree leaves: a sweep over ``d`` or a gradient in ``kappa``
+    needs no other class.
+    """
 
     kappa: Float[Array, ""] | float
-    dim: float = eqx.field(static=True)
+    dim: Float[Array, ""] | float
 
     def __check_init__(self):
-        check_dim("dim", self.dim)
+        _check_dim_value(self.dim)
         _check_kappa(self.kappa, self.dim)
 
     @property
     def breakpoints(self):
         return (0.5,)
+
+    @property
+    def window(self) -> Float[Array, ""] | float:
+        """``a = kappa / sqrt(d)``."""
+        return self.kappa / jnp.sqrt(jnp.asarray(self.dim, jnp.result_type(self.kappa, float)))
+
+    def _linear(self, t, piece, corner, corner_c):
+        """The piecewise-linear map through ``tau(1/2) = corner`` (``1 - corner = corner_c``)::
+
+            tau = 2 corner t,    1 - tau = (1 - 2t) + 2 t corner_c     (t <= 1/2)
+            1 - tau = corner_c (2 - 2t)                               (t >= 1/2)
+        """
+        if piece == 0:
+            return _value(2 * corner * t, (1 - 2 * t) + 2 * t * corner_c, 2 * corner, t)
+        tau_c = corner_c * (2 - 2 * t)
+        return _value(1 - tau_c, tau_c, 2 * corner_c, t)
 
 
 class DilatedVP(_Dilated):
@@ -142,12 +191,8 @@ class DilatedVP(_Dilated):
     """
 
     def evaluate(self, t, piece):
-        t = jnp.asarray(t)
-        a = self.kappa / math.sqrt(self.dim)
-        if piece == 0:
-            return _value(2 * a * t, 1 - 2 * a * t, 2 * a, t)
-        tau_c = (1 - a) * (2 - 2 * t)
-        return _value(1 - tau_c, tau_c, 2 * (1 - a), t)
+        a = self.window
+        return self._linear(jnp.asarray(t), piece, a, 1 - a)
 
 
 class DilatedVE(_Dilated):
@@ -175,12 +220,9 @@ class DilatedVE(_Dilated):
 
     def evaluate(self, t, piece):
         t = jnp.asarray(t)
-        a = self.kappa / math.sqrt(self.dim)
+        a = self.window
         if self.form == "linear":
-            if piece == 0:
-                return _value(2 * (1 - a) * t, (1 - 2 * t) + 2 * a * t, 2 * (1 - a), t)
-            tau_c = a * (2 - 2 * t)
-            return _value(1 - tau_c, tau_c, 2 * a, t)
+            return self._linear(t, piece, 1 - a, a)
         if piece == 0:
             root = jnp.sqrt((1 - a) * (1 + a))
             # 1 - 2 t root = (1 - 2t) + 2t (1 - root), with 1 - root = a^2 / (1 + root).
@@ -200,6 +242,18 @@ class AbstractProcessSchedule(AbstractSchedule):
 
     noise_scale: eqx.AbstractVar[float]
     ends_at_data = False
+
+    def check_noise_scale(self, noise_scale) -> None:
+        """The interpolant's ``c`` must be the one this schedule's SNR matching used."""
+        mine, theirs = self.noise_scale, noise_scale
+        if any(isinstance(v, jax.core.Tracer) for v in (mine, theirs)):
+            return
+        if not math.isclose(float(mine), float(theirs), rel_tol=1e-6):
+            raise ValueError(
+                f"{type(self).__name__} was built for noise_scale {float(mine):g} but the "
+                f"interpolant has noise_scale {float(theirs):g}; build both from one preset "
+                f"(nsjax.preset) or pass noise_scale=interpolant.noise_scale"
+            )
 
     @abc.abstractmethod
     def signal_noise(self, t: T) -> tuple[T, T]:
@@ -370,7 +424,7 @@ class VESDE(AbstractProcessSchedule):
 
     def signal_noise(self, t):
         s = self.process_time(t)
-        log_ratio = math.log(self.sigma_max / self.sigma_min)
+        log_ratio = jnp.log(jnp.asarray(self.sigma_max) / self.sigma_min)  # sigma_max may be traced
         sigma = self.sigma_min * jnp.sqrt(jnp.expm1(2 * s * log_ratio))
         return jnp.ones_like(sigma), sigma
 
@@ -403,3 +457,39 @@ class EDM(AbstractProcessSchedule):
         lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
         sigma = (hi + t * (lo - hi)) ** self.rho
         return jnp.ones_like(sigma), sigma
+
+
+class Selected(AbstractSchedule):
+    """One of several schedules with the same pieces, chosen by a traced ``index``.
+
+    Lets schedules of different types share one compiled sweep (each stage evaluates all of them,
+    cheap scalars, and keeps the selected one).
+    """
+
+    schedules: tuple[AbstractSchedule, ...]
+    index: Int[Array, ""] | int
+
+    def __check_init__(self):
+        if not self.schedules:
+            raise ValueError("Selected needs at least one schedule")
+        if len({s.breakpoints for s in self.schedules}) != 1:
+            raise ValueError("Selected needs schedules with the same breakpoints")
+        if len({s.ends_at_data for s in self.schedules}) != 1:
+            raise ValueError("Selected needs schedules that all (or none) end at tau = 1")
+
+    @property
+    def ends_at_data(self):  # type: ignore[override]
+        return self.schedules[0].ends_at_data
+
+    @property
+    def breakpoints(self):
+        return self.schedules[0].breakpoints
+
+    def check_noise_scale(self, noise_scale) -> None:
+        for schedule in self.schedules:
+            schedule.check_noise_scale(noise_scale)
+
+    def evaluate(self, t, piece):
+        values = [s.evaluate(t, piece) for s in self.schedules]
+        index = jnp.asarray(self.index).astype(jnp.int32)
+        return jax.tree.map(lambda *v: jnp.choose(index, v, mode="clip"), *values)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .solve import AbstractSystem
+from .systems import AbstractSystem
 
 __all__ = ["LAYOUTS", "make_mesh", "ShardedDim", "ShardedSystem", "run_particle_sharded"]
 

@@ -1,4 +1,13 @@
-"""Fused fixed-step explicit Runge–Kutta solvers for diffrax (a performance layer, same API).
+"""The solver table: every Runge–Kutta tableau nsjax uses, by name, with its NFE accounting.
+
+``SOLVERS`` maps a name to a diffrax solver class: ``euler``; the fused fixed-step forms
+``heun``, ``midpoint``, ``ralston``, ``rk4`` (below); diffrax's generic ``diffrax-heun``,
+``diffrax-midpoint``, ``diffrax-ralston``, ``diffrax-rk4`` (:class:`RK4`, built from
+:class:`FusedRK4`'s tableau: one RK4 tableau in the package); the adaptive ``bosh3``, ``tsit5``,
+``dopri5``. :func:`evaluations_per_step` counts velocity evaluations (checked against a run-time
+counter in ``tests/test_solve.py``).
+
+Fused fixed-step explicit Runge–Kutta solvers (a performance layer, same API):
 
 diffrax's generic :class:`diffrax.AbstractERK` runs its stages in a loop over a stacked stage
 buffer ``k`` of shape ``(stages, *y.shape)``: every stage writes one slice
@@ -32,8 +41,23 @@ from typing import Any, ClassVar
 
 import diffrax
 import jax
+import numpy as np
+from diffrax._local_interpolation import ThirdOrderHermitePolynomialInterpolation
 
-__all__ = ["AbstractFusedRK", "FusedHeun", "FusedMidpoint", "FusedRalston", "FusedRK4"]
+__all__ = [
+    "ADAPTIVE",
+    "AbstractFusedRK",
+    "FusedHeun",
+    "FusedMidpoint",
+    "FusedRalston",
+    "FusedRK4",
+    "RK4",
+    "SOLVERS",
+    "adaptive_form",
+    "evaluations_per_step",
+    "is_adaptive",
+    "make_solver",
+]
 
 
 def _combine(y0: Any, coefficients: tuple[float, ...], ks: list[Any]) -> Any:
@@ -134,3 +158,83 @@ class FusedRK4(AbstractFusedRK):
     a = ((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0))
     b = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
     method_order = 4
+
+
+class RK4(diffrax.AbstractERK):
+    """The classical RK4 as a generic diffrax ERK (stacked stages; no embedded error, so fixed
+    steps only): :class:`FusedRK4`'s tableau, for comparisons with diffrax's machinery.
+
+    ``ThirdOrderHermitePolynomialInterpolation`` is diffrax's dense output for 4-stage ERKs; it
+    is not exported by ``diffrax`` (imported from ``diffrax._local_interpolation``, as
+    ``diffrax.Tsit5``'s siblings do), and only dense output (unused by nsjax) depends on it.
+    """
+
+    tableau = diffrax.ButcherTableau(
+        c=np.asarray(FusedRK4.c[1:]),
+        b_sol=np.asarray(FusedRK4.b),
+        b_error=np.zeros(len(FusedRK4.b)),
+        a_lower=tuple(np.asarray(row) for row in FusedRK4.a),
+    )
+    interpolation_cls = ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return FusedRK4.method_order
+
+
+SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
+    "euler": diffrax.Euler,
+    # fixed steps: fused forms of the tableaus, equal to diffrax's to rounding
+    "heun": FusedHeun,
+    "midpoint": FusedMidpoint,
+    "ralston": FusedRalston,
+    "rk4": FusedRK4,
+    # diffrax's generic Runge–Kutta (stacked stages, error estimate, dense output)
+    "diffrax-heun": diffrax.Heun,
+    "diffrax-midpoint": diffrax.Midpoint,
+    "diffrax-ralston": diffrax.Ralston,
+    "diffrax-rk4": RK4,
+    "bosh3": diffrax.Bosh3,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+}
+ADAPTIVE = ("bosh3", "tsit5", "dopri5", "heun")
+"""Names that can take adaptive steps (``heun`` through its embedded-error form)."""
+
+
+def make_solver(name: str) -> diffrax.AbstractSolver:
+    """A solver by name (``SOLVERS``): ``heun``/``midpoint``/``ralston``/``rk4`` are the fused
+    fixed-step forms; ``diffrax-<name>`` diffrax's generic ones."""
+    if name not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {name!r}")
+    return SOLVERS[name]()
+
+
+def adaptive_form(solver: diffrax.AbstractSolver) -> diffrax.AbstractSolver:
+    """The solver to use for adaptive steps: a fused tableau's embedded-error twin, else itself."""
+    if isinstance(solver, AbstractFusedRK) and solver.adaptive is not None:
+        return solver.adaptive()
+    return solver
+
+
+def is_adaptive(solver: diffrax.AbstractSolver) -> bool:
+    """Whether ``solver`` has an error estimate a step-size controller can use."""
+    return isinstance(solver, diffrax.AbstractAdaptiveSolver) and not isinstance(
+        solver, (diffrax.Euler, RK4)
+    )
+
+
+def evaluations_per_step(solver: diffrax.AbstractSolver) -> tuple[int, int]:
+    """``(per_step, once)``: velocity evaluations per step and once per solve.
+
+    First-same-as-last Runge–Kutta tableaus reuse the last stage (``once = 1`` for the first
+    evaluation). Checked against a run-time counter in ``tests/test_solve.py``.
+    """
+    custom = getattr(solver, "evaluations_per_step", None)
+    if custom is not None:
+        return custom()
+    if isinstance(solver, diffrax.Euler):
+        return 1, 0
+    if isinstance(solver, diffrax.AbstractERK):
+        stages = len(solver.tableau.b_sol)
+        return (stages - 1, 1) if solver.tableau.fsal else (stages, 0)
+    raise TypeError(f"unknown evaluation count for solver {type(solver).__name__}")
