@@ -5,7 +5,7 @@ Figures (all measured in this one run, on one device, float32):
 - **Bandwidth**: STREAM-style kernels in JAX on arrays far larger than the last-level cache,
   in place inside one compiled loop: ``triad a <- a + s b`` (12 bytes per element moved) and
   ``scale a <- s a`` (8 bytes), best of several runs.
-- **Engine**: :func:`nsjax.solve.sample` (ve-dilated schedule) for GM and CW (exact and two-saddle
+- **Engine**: :func:`nsjax.sample` (ve-dilated schedule) for GM and CW (exact and two-saddle
   posteriors), solvers Euler/Heun/Midpoint/RK4 (fused, :mod:`nsjax.solvers`) and diffrax's generic
   Heun/RK4, over ``d`` and particle counts. The *per-evaluation cost* is the marginal one: the
   wall-time difference between ``n2`` and ``n1`` steps divided by the velocity evaluations
@@ -58,14 +58,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nsjax.presets import preset  # noqa: E402
-from nsjax.solve import (  # noqa: E402
-    evaluations_per_step,
-    make_solver,
-    sample,
-    step_bytes_per_coordinate,
-    step_grid,
-)
+from nsjax.registry import preset  # noqa: E402
+from nsjax import sample, step_grid  # noqa: E402
+from nsjax.diagnostics import step_bytes_per_coordinate  # noqa: E402
+from nsjax.solvers import evaluations_per_step, make_solver  # noqa: E402
 from nsjax.targets import CurieWeiss, GaussianMixture  # noqa: E402
 
 BYTES_PER_COORD_EULER = 12  # read x for r.x, read x and write x for the update (float32)
@@ -87,7 +83,7 @@ def gm_bytes_model(solver: str) -> float | None:
 
 def xla_bytes_per_coord_eval(target: str, solver: str, d: int = 2**16) -> float:
     """XLA's count of the bytes one compiled step accesses, per coordinate per evaluation
-    (:func:`nsjax.solve.step_bytes_per_coordinate`, 8 particles)."""
+    (:func:`nsjax.diagnostics.step_bytes_per_coordinate`, 8 particles)."""
     interpolant, schedule = preset(SCHEDULE, d)
     solver_ = make_solver(solver)
     per_step = step_bytes_per_coordinate(TARGETS[target](d), interpolant, schedule, solver_)

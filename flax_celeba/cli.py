@@ -5,7 +5,7 @@ Examples (checkpoints downloaded beforehand; nothing is downloaded here)::
     flax-celeba convert ckpt/ddpm-celebahq-256 ckpt/ddpm-flax
     flax-celeba sample --model ckpt/ddpm-flax --method ancestral --steps 1000 \
         --num-images 16 --out out/ddpm
-    flax-celeba sample --model ckpt/ddpm-flax --method ode:dilated_vp --steps 50 \
+    flax-celeba sample --model ckpt/ddpm-flax --method ode:vp-dilated --steps 50 \
         --num-images 16 --out out/dvp
     flax-celeba features out/ddpm
     flax-celeba sweep --model ckpt/ncsnpp-flax --out out/sweep-ve
@@ -26,8 +26,8 @@ __all__ = ["main", "build_parser"]
 
 DEFAULT_STEPS = {"epsilon": (10, 20, 50, 100, 200, 500, 1000), "score": (333, 500, 667, 1000)}
 DEFAULT_METHODS = {
-    "epsilon": ("ancestral", "ode:constant", "ode:dilated_vp"),
-    "score": ("pc", "ode:constant", "ode:dilated_ve"),
+    "epsilon": ("ancestral", "ode:constant", "ode:vp-dilated"),
+    "score": ("pc", "ode:constant", "ode:ve-dilated"),
 }
 
 

@@ -5,8 +5,9 @@ A *method* names how images are drawn:
 - ``ancestral``: DDPM ancestral sampling (epsilon models; diffusers' DDPMPipeline);
 - ``pc``: score-SDE predictor-corrector (VE score models; diffusers' ScoreSdeVePipeline);
 - ``ode:SCHEDULE``: the probability-flow ODE of the linear interpolant driven by an nsjax
-  schedule (``constant``, ``dilated_vp``, ``dilated_ve``, ``ddpm``, ``vpsde``, ``cosine``,
-  ``vesde``, ``edm``), noise scale 1 (VP) or ``sqrt(d)`` (VE).
+  schedule (a name of :data:`nsjax.registry.SCHEDULES`: ``constant``, ``vp-dilated``,
+  ``ve-dilated``, ``ddpm``, ``vpsde``, ``cosine``, ``vesde``, ``edm``; the older ``dilated_vp`` and
+  ``dilated_ve`` are aliases), noise scale 1 (VP) or ``sqrt(d)`` (VE) by nsjax's one rule.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from nsjax import registry as nsjax_registry
 
 from .api import network_from_params
 from .config import UNetConfig, find_model_folder
@@ -36,7 +39,10 @@ from .schedulers import (
 
 __all__ = ["LoadedModel", "load_model", "make_schedule", "generate", "to_uint8", "save_samples"]
 
-SCHEDULES = ("constant", "dilated_vp", "dilated_ve", "ddpm", "vpsde", "cosine", "vesde", "edm")
+SCHEDULES = tuple(nsjax_registry.SCHEDULES) + tuple(
+    alias for entry in nsjax_registry.SCHEDULES.values() for alias in entry.aliases
+)
+"""Schedule names and aliases accepted by ``ode:SCHEDULE`` (from :mod:`nsjax.registry`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +98,8 @@ def load_model(folder: str | Path, sigma_max: float | None = None) -> LoadedMode
 
 def make_schedule(name: str, model: LoadedModel, noise_scale: float, kappa: float = 3.0) -> Any:
     """An nsjax schedule by name for ``model``'s dimension and ``noise_scale``; DDPM and VE-SDE
-    take the model's own scheduler constants (:func:`nsjax.presets.make_schedule`)."""
-    from nsjax.presets import make_schedule as nsjax_schedule
-
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
+    take the model's own scheduler constants (:func:`nsjax.registry.make_schedule`)."""
+    name = nsjax_registry.resolve(name).name
     sched = model.scheduler
     params: dict[str, Any] = {}
     if name == "ddpm" and isinstance(sched, DDPMSchedulerConfig):
@@ -107,8 +110,9 @@ def make_schedule(name: str, model: LoadedModel, noise_scale: float, kappa: floa
         )
     if name == "vesde" and isinstance(sched, VESchedulerConfig):
         params = dict(sigma_min=sched.sigma_min, sigma_max=sched.sigma_max, eps=sched.sampling_eps)
-    kind = {"dilated_vp": "vp-dilated", "dilated_ve": "ve-dilated"}.get(name, name)
-    return nsjax_schedule(kind, model.dim, noise_scale=noise_scale, kappa=kappa, **params)
+    if name in ("vp-dilated", "ve-dilated"):
+        params = dict(kappa=kappa)
+    return nsjax_registry.make_schedule(name, model.dim, noise_scale=noise_scale, **params)
 
 
 def generate(
@@ -133,7 +137,7 @@ def generate(
     from nsjax.interpolants import Linear
 
     kind = interpolant or ("vp" if model.parameterization == "epsilon" else "ve")
-    noise_scale = 1.0 if kind == "vp" else math.sqrt(model.dim)
+    noise_scale = nsjax_registry.noise_scale(kind, model.dim)
     if method == "ancestral" and model.parameterization != "epsilon":
         raise ValueError("method 'ancestral' needs an epsilon (DDPM) model; use 'pc' or 'ode:*'")
     if method == "pc" and model.parameterization != "score":

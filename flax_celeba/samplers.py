@@ -14,11 +14,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from nsjax.solve import check_solve, solve, step_grid
+from nsjax.solvers import SOLVERS, make_solver
+from nsjax.systems import AbstractSystem
 
 from .denoisers import LevelDenoiser
 from .schedulers import DDPMSchedulerConfig, VESchedulerConfig
@@ -33,6 +36,7 @@ __all__ = [
     "ve_predictor_corrector",
     "probability_flow",
     "ode_grid",
+    "DenoiserSystem",
     "SOLVERS",
 ]
 
@@ -268,29 +272,34 @@ def _ve_scan_step(static: tuple[int, float], carry: tuple, xs: tuple) -> tuple:
     return net, x, x_mean
 
 
-SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
-    "euler": diffrax.Euler,
-    "heun": diffrax.Heun,
-    "midpoint": diffrax.Midpoint,
-    "ralston": diffrax.Ralston,
-    "bosh3": diffrax.Bosh3,
-    "tsit5": diffrax.Tsit5,
-    "dopri5": diffrax.Dopri5,
-}
+class DenoiserSystem(AbstractSystem):
+    """A batch of images as one nsjax system: the interpolant's velocity from the network.
+
+    State: ``X`` of shape (B, C, H, W) in the interpolant's coordinates (docs/theory.md §1, §5).
+    """
+
+    denoiser: LevelDenoiser
+
+    def init(self, key, scale, dtype):
+        raise TypeError("DenoiserSystem starts from a given state: pass y0 = c alpha(tau(0)) z")
+
+    def velocity(self, interpolant, tau, tau_c, state):
+        return _interpolant_velocity(self.denoiser, interpolant, tau, tau_c, state)[0]
+
+    def denoise(self, interpolant, tau, tau_c, state):
+        return _interpolant_velocity(self.denoiser, interpolant, tau, tau_c, state)[1]
 
 
 def ode_grid(schedule: Any, num_steps: int) -> tuple[np.ndarray, ...]:
     """Per-piece step grids of nsjax's engine (:func:`nsjax.solve.step_grid`): ``num_steps``
     steps in all, uniform within each piece, breakpoints on the grid."""
-    from nsjax.solve import step_grid
-
     return step_grid(schedule, num_steps)
 
 
 def _interpolant_velocity(
     denoiser: LevelDenoiser, interpolant: Any, tau: Array, tau_c: Array, x: Array
 ) -> tuple[Array, Array]:
-    """``(b, eta)`` at ``I_tau = x``: ``b = beta' eta + c alpha' eps`` (``x0 = c z``), MATH.md §1,
+    """``(b, eta)`` at ``I_tau = x``: ``b = beta' eta + c alpha' eps`` (``x0 = c z``), docs/theory.md §1,
     §5.
 
     The network sees ``x / sqrt(beta^2 + c^2 alpha^2)`` at log-SNR ``2 log(beta / (c alpha))``.
@@ -306,40 +315,11 @@ def _interpolant_velocity(
 
 @eqx.filter_jit
 def _solve_ode(
-    denoiser: LevelDenoiser,
-    schedule: Any,
-    interpolant: Any,
-    z: Array,
-    grids: tuple[tuple[float, ...], ...],
-    solver_name: str,
+    denoiser: LevelDenoiser, schedule: Any, interpolant: Any, z: Array, steps: int, solver: Any
 ) -> Array:
-    solver = SOLVERS[solver_name]()
     start = schedule.evaluate(jnp.asarray(0.0, z.dtype), 0)
-    x = interpolant.noise_scale * interpolant.alpha(start.tau, start.tau_c) * z
-    for piece, ts in enumerate(grids):
-
-        def field(t, y, args, piece=piece):
-            value = schedule.evaluate(t, piece)
-            b, _ = _interpolant_velocity(denoiser, interpolant, value.tau, value.tau_c, y)
-            return value.rate * b
-
-        ts_arr = jnp.asarray(ts, z.dtype)
-        solution = diffrax.diffeqsolve(
-            diffrax.ODETerm(field),
-            solver,
-            t0=ts_arr[0],
-            t1=ts_arr[-1],
-            dt0=None,
-            y0=x,
-            stepsize_controller=diffrax.StepTo(ts=ts_arr),
-            saveat=diffrax.SaveAt(t1=True),
-            max_steps=len(ts),
-        )
-        x = solution.ys[-1]
-    if getattr(schedule, "ends_at_data", True):
-        return x
-    end = schedule.evaluate(jnp.asarray(1.0, z.dtype), len(grids) - 1)
-    return _interpolant_velocity(denoiser, interpolant, end.tau, end.tau_c, x)[1]
+    y0 = interpolant.noise_scale * interpolant.alpha(start.tau, start.tau_c) * z
+    return solve(DenoiserSystem(denoiser), interpolant, schedule, y0, steps=steps, solver=solver).state
 
 
 def probability_flow(
@@ -353,26 +333,24 @@ def probability_flow(
     """Integrate ``dX/dt = tau'(t) b(tau(t), X)`` for the interpolant with the network's denoiser.
 
     The network defines ``x_s = a_s x1 + s_s z``; at each ``tau`` it is evaluated at the matching
-    signal-to-noise ratio ``beta^2/(c^2 alpha^2)`` (MATH.md §5; for the linear interpolant
+    signal-to-noise ratio ``beta^2/(c^2 alpha^2)`` (docs/theory.md §5; for the linear interpolant
     ``tau = c sqrt(SNR)/(1 + c sqrt(SNR))``), and ``b = beta' eta + c alpha' eps``.
 
-    Ends (as nsjax): start at ``X = c alpha(tau(0)) z`` (pure noise; the signal term is dropped,
+    The solve is :func:`nsjax.solve` itself (:class:`DenoiserSystem`), validated as every nsjax
+    driver is: start at ``X = c alpha(tau(0)) z`` (pure noise; the signal term is dropped,
     exact when ``tau(0) = 0``); when ``tau(1) < 1`` finish with the denoising step
-    ``X <- eta(tau(1), X)`` (``schedule.ends_at_data`` False). Levels beyond the network's
-    trained range are clamped (:class:`~flax_celeba.denoisers.LevelDenoiser`). Steps: nsjax's
-    grid (:func:`ode_grid`), integrated piece by piece with diffrax ``solver``.
+    ``X <- eta(tau(1), X)``; nsjax's grid (:func:`ode_grid`), piece by piece. Levels beyond the
+    network's trained range are clamped (:class:`~flax_celeba.denoisers.LevelDenoiser`).
 
     Args:
         denoiser: from :func:`~flax_celeba.denoisers.ddpm_denoiser` / ``ve_denoiser``.
         schedule: an nsjax schedule (``evaluate(t, piece)``, ``intervals()``).
-        interpolant: an nsjax interpolant (``noise_scale``, ``alpha``, ``beta``, ``dalpha``,
-            ``dbeta``); VP: noise scale 1, VE: ``sqrt(d)``.
+        interpolant: an nsjax interpolant; VP: noise scale 1, VE: ``sqrt(d)``.
+        num_steps: fixed steps ``N``.
         z: standard normal (B, C, H, W).
-        solver: a key of ``SOLVERS``.
+        solver: a name of :data:`nsjax.solvers.SOLVERS` (fixed-step ones).
     Returns:
         ``X(1)`` in the network's data space, shape (B, C, H, W).
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    grids = tuple(tuple(float(v) for v in g) for g in ode_grid(schedule, num_steps))
-    return _solve_ode(denoiser, schedule, interpolant, jnp.asarray(z), grids, solver)
+    solver_obj, steps = check_solve(interpolant, schedule, make_solver(solver), num_steps)
+    return _solve_ode(denoiser, schedule, interpolant, jnp.asarray(z), steps, solver_obj)

@@ -200,4 +200,4 @@ def make_interpolant(form: str, noise_scale: float) -> AbstractInterpolant:
     forms = {"linear": Linear, "trig": Trig}
     if form not in forms:
         raise ValueError(f"interpolant form must be one of {sorted(forms)}, got {form!r}")
-    return forms[form](noise_scale=float(noise_scale))
+    return forms[form](noise_scale=noise_scale if eqx.is_array(noise_scale) else float(noise_scale))

@@ -8,8 +8,8 @@ the ``d``-dimensional system exactly onto the same scheme for ``(u, g)``, so a p
 features are exact at any ``d`` (1e12 included) for O(1) work per particle, and the reduction
 is an oracle for the full engine (``tests/test_reduction.py``).
 
-:class:`ReducedGM` is a system for :func:`nsjax.solve` and :func:`nsjax.sample`: the same schedule, grid, solver
-and chunking code path as the full engine.
+:class:`ReducedGM` is a system for :func:`nsjax.solve` and :func:`nsjax.sample`: the same
+schedule, grid, solver and chunking code path as the full engine.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ the constant schedule with VP and VE noise, every other preset is its schedule's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import equinox as eqx
+import jax.numpy as jnp
 
 from . import schedules
 from ._checks import check_dim
@@ -47,6 +48,7 @@ __all__ = [
     "noise_scale",
     "preset",
     "resolve",
+    "select",
 ]
 
 Noise = Literal["vp", "ve"]
@@ -168,3 +170,35 @@ def preset(
     chosen = {"kappa": kappa, "form": form, "sigma_max": sigma_max, **params}
     chosen = {k: v for k, v in chosen.items() if k in entry.params or k in params}
     return Preset(make_interpolant(form, c), make_schedule(schedule_name, dim, noise_scale=c, **chosen))
+
+
+def select(
+    names: Sequence[str], index: Any, dim: Any, *, form: str = "linear", **params: Any
+) -> Preset:
+    """The presets ``names`` as one pytree that runs ``names[index]``: ``index``, ``dim`` and the
+    numeric ``params`` (``kappa``, ``sigma_max``, ...) may all be traced, so that one compiled
+    sweep covers several schedules and dimensions (:mod:`nsjax.sweeps`).
+
+    The schedules are joined by :class:`~nsjax.schedules.Selected` (they must share their
+    breakpoints; the constant schedule takes the others' so that it can join the two-phase
+    dilations) and the interpolant's noise scale is chosen with them.
+    """
+    if not names:
+        raise ValueError("names must name at least one preset")
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise ValueError(f"schedule must be one of {list(PRESETS)}, got {unknown}")
+    scales = [noise_scale(PRESETS[n][1], dim) for n in names]
+    c = jnp.choose(jnp.asarray(index).astype(jnp.int32), [jnp.asarray(v) for v in scales], mode="clip")
+    built = []
+    for name in names:
+        entry = SCHEDULES[PRESETS[name][0]]
+        chosen = {"form": form, **params}
+        built.append(make_schedule(entry.name, dim, noise_scale=c, **{
+            k: v for k, v in chosen.items() if k in entry.params
+        }))
+    breaks = {s.breakpoints for s in built if not isinstance(s, schedules.Constant)}
+    if len(breaks) == 1:
+        (shared,) = breaks
+        built = [schedules.Constant(breaks=shared) if isinstance(s, schedules.Constant) else s for s in built]
+    return Preset(make_interpolant(form, c), schedules.Selected(tuple(built), index))

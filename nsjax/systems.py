@@ -39,17 +39,17 @@ class AbstractSystem(eqx.Module):
     def denoise(self, interpolant: AbstractInterpolant, tau, tau_c, state) -> Any:
         """``eta(tau, state)`` in state coordinates (the final denoising step)."""
 
-    @abc.abstractmethod
     def statistics(self, state) -> dict[str, Array]:
         """Per-particle feature statistics (the target's :meth:`~AbstractTarget.statistics`)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no feature statistics")
 
-    @abc.abstractmethod
     def summary(self, state, num_coords: int) -> dict[str, Array]:
         """Low-dimensional path summary: ``overlap`` (``M_t``) and the first coordinates."""
+        raise NotImplementedError(f"{type(self).__name__} defines no path summary")
 
-    @abc.abstractmethod
     def bytes_per_particle(self, itemsize: int, stages: int) -> int:
-        """Working memory of one particle during a solve."""
+        """Working memory of one particle during a solve (sets :func:`nsjax.sample`'s chunks)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no memory estimate")
 
     def with_dtype(self, dtype) -> AbstractSystem:
         """A copy whose floating-point parameters are cast to ``dtype`` (default: itself)."""

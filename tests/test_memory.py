@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import pytest
 
 import nsjax
-from nsjax.presets import preset
-from nsjax.solve import Particles, evaluations_per_step, make_solver, sample
+from nsjax import sample
+from nsjax.registry import preset
+from nsjax.solvers import evaluations_per_step, make_solver
+from nsjax.systems import Particles
 
 KEY = jax.random.key(0)
 
@@ -44,7 +46,7 @@ PEAK = textwrap.dedent(
     """
     import sys, jax
     import nsjax
-    from nsjax.presets import preset
+    from nsjax.registry import preset
     d, chunk = 4_000_000, int(sys.argv[1])
     interp, sched = preset("vp", d)
     r = nsjax.sample(nsjax.GaussianMixture(dim=d), interp, sched, jax.random.key(0), 16,

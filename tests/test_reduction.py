@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import nsjax
-from nsjax.presets import preset
+from nsjax.registry import preset
 from nsjax.reduction import ReducedGM
-from nsjax.solve import make_solver, sample
+from nsjax import sample
+from nsjax.solvers import make_solver
 from nsjax.targets import GaussianMixture
 
 KEY = jax.random.PRNGKey(7)

@@ -19,8 +19,10 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     import nsjax
-    from nsjax import solve
-    from nsjax.presets import preset
+    from nsjax import ensemble, solvers
+    from nsjax.registry import preset
+    from nsjax.solve import Save  # noqa: F401
+    from nsjax.systems import Particles
     from nsjax.sharding import ShardedDim, ShardedSystem, make_mesh
 
     assert jax.device_count() == 4, jax.devices()
@@ -31,11 +33,11 @@ SCRIPT = textwrap.dedent(
                nsjax.CurieWeiss(dim=2053, h=0.5, series_min_dim=0))
     for target in targets:
         interp, sched = preset("ve-dilated", target.dim)
-        kw = dict(steps=6, solver=solve.make_solver("heun"), dtype=jnp.float64, keep_states=True,
+        kw = dict(steps=6, solver=solvers.make_solver("heun"), dtype=jnp.float64, keep_states=True,
                   chunk_size=2)
-        one = solve.sample(target, interp, sched, key, 10, **kw)
+        one = ensemble.sample(target, interp, sched, key, 10, **kw)
         for layout in ("particles", "dim"):
-            many = solve.sample(target, interp, sched, key, 10, sharding=layout, **kw)
+            many = ensemble.sample(target, interp, sched, key, 10, sharding=layout, **kw)
             assert many.info["num_devices"] == 4 and many.info["sharding"] == layout
             # particles: same per-particle program; dim: sums reassociated across devices
             np.testing.assert_allclose(many.states, one.states, rtol=1e-12,
@@ -46,12 +48,11 @@ SCRIPT = textwrap.dedent(
     # cross-device all-reduces for r.x
     gm = nsjax.GaussianMixture(dim=301)
     interp, sched = preset("ve-dilated", 301)
-    config = solve.SolveOptions(steps=4, solver=solve.make_solver("euler"), rtol=1e-3, atol=1e-6,
-                           path_ts=None, path_coords=0, keep_states=False, max_steps=100,
-                           dtype=jnp.dtype(jnp.float64))
-    system = ShardedSystem(solve.Particles(gm), ShardedDim(make_mesh("dim")))
+    config = ensemble._Config(steps=4, solver=solvers.make_solver("euler"), save=None,
+                              keep_states=False, max_steps=100, dtype=jnp.dtype(jnp.float64))
+    system = ShardedSystem(Particles(gm), ShardedDim(make_mesh("dim")))
     keys = jax.random.split(key, 4)
-    hlo = jax.jit(lambda k: solve._run(system, interp, sched, k, config, 2)).lower(keys)
+    hlo = jax.jit(lambda k: ensemble._run(system, interp, sched, k, config, 2)).lower(keys)
     text = hlo.compile().as_text()
     assert "all-reduce" in text and "f64[2,76]" in text, "state not split over devices"
     # the command line: --sharding reaches the sampler

@@ -11,8 +11,9 @@ import pytest
 from scipy import stats as sps
 
 import nsjax
-from nsjax.presets import SCHEDULES, preset
-from nsjax.solve import evaluations_per_step, make_solver, sample, step_grid
+from nsjax import sample, step_grid
+from nsjax.registry import PRESETS, preset
+from nsjax.solvers import evaluations_per_step, make_solver
 from nsjax.targets import CurieWeiss, GaussianMixture, magnetization_law
 
 KEY = jax.random.PRNGKey(0)
@@ -148,7 +149,7 @@ def test_path_summaries_are_saved_at_requested_times():
 
 
 # -- the end point: no NaN/inf for every schedule and solver --------------------------------------------
-@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("form", ["linear", "trig"])
 def test_velocity_finite_on_whole_grid_including_end(name, form):
     """Every stage time a solver can ask for, t in [0, 1] with the end point, float32."""

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import nsjax
-from nsjax.presets import preset
+from nsjax.registry import preset
 from nsjax.reduction import ReducedGM
-from nsjax.solve import RK4, evaluations_per_step, make_solver, sample, step_bytes_per_coordinate
+from nsjax import sample
+from nsjax.diagnostics import step_bytes_per_coordinate
+from nsjax.solvers import RK4, evaluations_per_step, make_solver
 from nsjax.solvers import AbstractFusedRK, FusedHeun, FusedMidpoint, FusedRalston, FusedRK4
 
 KEY = jax.random.key(0)

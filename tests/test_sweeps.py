@@ -7,37 +7,37 @@ import numpy as np
 import pytest
 
 from nsjax import GaussianMixture, ReducedGM, preset, sample
-from nsjax.schedules import EDM, VESDE, Constant, DilatedVE, DilatedVP
-from nsjax.sweeps import (
-    QuantileReducedGM,
-    ScaledVESDE,
-    Selected,
-    grid,
-    normal_quantiles,
-    paper_params,
-    paper_schedule,
-    sweep,
-)
+from nsjax.registry import PAPER_SCHEDULES, select
+from nsjax.schedules import EDM, VESDE, Constant, DilatedVE, DilatedVP, Selected
+from nsjax.sweeps import QuantileReducedGM, grid, normal_quantiles, sweep
 
 D = 10**6
 
 
+def _paper(point):
+    """The four paper presets as one traced pytree (index, d and kappa traced)."""
+    return tuple(select(PAPER_SCHEDULES, point["schedule"], point["d"], kappa=point["kappa"]))
+
+
 def _reduced_build(point):
     target = GaussianMixture(dim=2, p=point["p"], sigma2=point["sigma2"])
-    return (ReducedGM(target, dim=point["d"]), *paper_schedule(point))
+    return (ReducedGM(target, dim=point["d"]), *_paper(point))
 
 
 def _params(names, dims, kappa=3.0):
-    pts = [paper_params(n, d, kappa) for n in names for d in dims]
-    out = {k: np.array([p[k] for p in pts]) for k in pts[0]}
-    out["p"] = np.full(len(pts), 0.8)
-    out["sigma2"] = np.full(len(pts), 0.25)
-    return out
+    pts = [(PAPER_SCHEDULES.index(n), d) for n in names for d in dims]
+    return {
+        "schedule": np.array([i for i, _ in pts], float),
+        "d": np.array([d for _, d in pts]),
+        "kappa": np.full(len(pts), kappa),
+        "p": np.full(len(pts), 0.8),
+        "sigma2": np.full(len(pts), 0.25),
+    }
 
 
 def _quantile_build(point):
     target = GaussianMixture(dim=2, p=point["p"], sigma2=point["sigma2"])
-    return (QuantileReducedGM(target, dim=point["d"]), *paper_schedule(point))
+    return (QuantileReducedGM(target, dim=point["d"]), *_paper(point))
 
 
 @pytest.mark.parametrize(
@@ -50,9 +50,9 @@ def _quantile_build(point):
     ],
 )
 def test_sweep_point_equals_sample(name, solver):
-    """A sweep point (traced N, TwoPiece schedule) reproduces sample() on the same particles.
+    """A sweep point (traced N, selected traced schedule) reproduces sample() on the same particles.
 
-    Even N: the constant schedule as a TwoPiece has a breakpoint at 1/2, so its grid is
+    Even N: the constant schedule joined to the dilations has a breakpoint at 1/2, so its grid is
     uniform only for even N (N = 5 gives 2 + 3 steps).
     """
     keys = jax.random.split(jax.random.PRNGKey(3), 64)
@@ -121,13 +121,17 @@ def test_quantile_particles_are_a_quadrature():
 
 @pytest.mark.parametrize("dim", [1e3, 1e8])
 def test_two_piece_matches_dilated(dim):
+    """The traced selection of the paper presets equals each schedule built alone."""
     t = jnp.linspace(0.0, 1.0, 41)
     for name, exact in (
         ("vp-dilated", DilatedVP(3.0, dim)),
         ("ve-dilated", DilatedVE(3.0, dim)),
         ("vp", Constant()),
     ):
-        schedule = paper_schedule(paper_params(name, dim))[1]
+        point = {k: jnp.asarray(v[0]) for k, v in _params([name], [dim]).items()}
+        interpolant, schedule = jax.jit(_paper)(point)
+        c = dim**0.5 if name.startswith("ve") else 1.0
+        np.testing.assert_allclose(interpolant.noise_scale, c, rtol=1e-15)
         for piece in range(2):
             mine = schedule.evaluate(t, piece)
             ref = exact.evaluate(t, min(piece, len(exact.intervals()) - 1))
@@ -143,7 +147,7 @@ def test_selected_and_scaled_vesde():
         chosen = Selected(options, jnp.asarray(float(index))).evaluate(t, 0)
         for a, b in zip(chosen, schedule.evaluate(t, 0), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-13)
-    scaled = ScaledVESDE(noise_scale=c, sigma_max=jnp.asarray(348.0)).evaluate(t, 0)
+    scaled = jax.jit(lambda s: VESDE(noise_scale=c, sigma_max=s).evaluate(t, 0))(jnp.asarray(348.0))
     for a, b in zip(scaled, VESDE(noise_scale=c).evaluate(t, 0), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="breakpoints"):
@@ -175,4 +179,4 @@ def test_grid_and_errors():
             solver=diffrax.Euler(),
         )
     with pytest.raises(ValueError, match="kappa"):
-        paper_params("vp-dilated", 4.0, kappa=3.0)
+        DilatedVP(3.0, 4.0)

@@ -25,7 +25,7 @@ from flax_celeba.samplers import probability_flow
 from flax_celeba.schedulers import DDPMSchedulerConfig
 from nsjax.interpolants import Linear
 from nsjax.schedules import DDPM, Constant, DilatedVE, DilatedVP
-from nsjax.solve import sample as engine_sample
+from nsjax import sample as engine_sample
 from nsjax.targets.gaussian_mixture import GaussianMixture
 
 NUM, IMAGE = 256, (3, 8, 8)
