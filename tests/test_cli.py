@@ -1,6 +1,7 @@
 """`nsjax sample`: JSON fields, the reduced engine, and clear errors naming the argument."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -108,8 +109,26 @@ def test_sample_cw_and_reduced_engine(capsys):
     ],
 )
 def test_bad_arguments_exit_nonzero_naming_the_argument(argv, needle):
+    """Exit status 2 (as the README promises) and the argument named in the error line itself,
+    not merely in argparse's usage line (which names every option)."""
     proc = subprocess.run(
         [sys.executable, "-m", "nsjax.cli", "sample", *argv], capture_output=True, text=True
     )
-    assert proc.returncode != 0
-    assert needle in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    error_line = proc.stderr.strip().splitlines()[-1]
+    assert "error:" in error_line
+    assert re.search(re.escape(needle) + r"(?![\w-])", error_line), error_line
+
+
+def test_nonfinite_particles_exit_3_and_say_how_many():
+    """A run whose particles end non-finite (here: adaptive steps exhausting --max-steps) exits
+    with status 3 and a message counting them, never a silent average."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsjax.cli", "sample", "--engine", "reduced", "--d", "1000",
+         "--particles", "4", "--schedule", "vp", "--adaptive", "--solver", "tsit5",
+         "--rtol", "1e-9", "--max-steps", "2"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "4 of 4 particles ended non-finite" in proc.stderr
+    assert "max_steps=2" in proc.stderr
