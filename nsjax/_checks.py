@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -58,13 +57,3 @@ def check_range(
 def check_positive(name: str, value: Any) -> Any:
     """Check ``value > 0`` (finite)."""
     return check_range(name, value, 0.0, None)
-
-
-def check_steps(name: str, value: Any) -> int:
-    """Return a step count >= 1."""
-    return check_dim(name, value)
-
-
-def isqrt_float(value: float) -> float:
-    """``sqrt`` of a Python number in double precision."""
-    return math.sqrt(float(value))

@@ -94,10 +94,6 @@ class AbstractInterpolant(eqx.Module):
         """Velocity from a denoiser alone, through :meth:`score_from_denoiser`."""
         return self.velocity(tau, tau_c, x, eta, self.score_from_denoiser(tau, tau_c, x, eta))
 
-    def sample_noise(self, key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-        """``x0 ~ N(0, c^2 I)``."""
-        return self.noise_scale * jax.random.normal(key, shape, dtype)
-
 
 class Linear(AbstractInterpolant):
     """``alpha = 1 - tau``, ``beta = tau`` (the paper's main choice).
