@@ -58,9 +58,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nsjax.registry import preset  # noqa: E402
 from nsjax import sample, step_grid  # noqa: E402
 from nsjax.diagnostics import step_bytes_per_coordinate  # noqa: E402
+from nsjax.registry import preset  # noqa: E402
 from nsjax.solvers import evaluations_per_step, make_solver  # noqa: E402
 from nsjax.targets import CurieWeiss, GaussianMixture  # noqa: E402
 

@@ -17,9 +17,9 @@ import jax
 import pytest
 
 import nsjax
-from nsjax.registry import preset
-from nsjax.reduction import ReducedGM
 from nsjax import sample
+from nsjax.reduction import ReducedGM
+from nsjax.registry import preset
 
 D, N, P, SIGMA2, KAPPA, PARTICLES = 10_000, 20, 0.8, 0.25, 3.0, 2000
 GM = nsjax.GaussianMixture(dim=D, p=P, sigma2=SIGMA2)

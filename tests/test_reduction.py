@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import nsjax
-from nsjax.registry import preset
-from nsjax.reduction import ReducedGM
 from nsjax import sample
+from nsjax.reduction import ReducedGM
+from nsjax.registry import preset
 from nsjax.solvers import make_solver
 from nsjax.targets import GaussianMixture
 

@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 
 import nsjax
-from nsjax.registry import preset
-from nsjax.reduction import ReducedGM
 from nsjax import sample
 from nsjax.diagnostics import step_bytes_per_coordinate
-from nsjax.solvers import RK4, evaluations_per_step, make_solver
-from nsjax.solvers import AbstractFusedRK, FusedHeun, FusedMidpoint, FusedRalston, FusedRK4
+from nsjax.reduction import ReducedGM
+from nsjax.registry import preset
+from nsjax.solvers import (
+    RK4,
+    AbstractFusedRK,
+    FusedHeun,
+    FusedMidpoint,
+    FusedRalston,
+    FusedRK4,
+    evaluations_per_step,
+    make_solver,
+)
 
 KEY = jax.random.key(0)
 PAIRS = [

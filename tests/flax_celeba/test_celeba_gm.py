@@ -23,9 +23,9 @@ from flax_celeba.denoisers import ddpm_denoiser, ve_denoiser
 from flax_celeba.gm import gm_features, gm_network
 from flax_celeba.samplers import probability_flow
 from flax_celeba.schedulers import DDPMSchedulerConfig
+from nsjax import sample as engine_sample
 from nsjax.interpolants import Linear
 from nsjax.schedules import DDPM, Constant, DilatedVE, DilatedVP
-from nsjax import sample as engine_sample
 from nsjax.targets.gaussian_mixture import GaussianMixture
 
 NUM, IMAGE = 256, (3, 8, 8)
