@@ -14,7 +14,7 @@ from .presets import preset
 from .reduction import ReducedGM
 from .schedules import DDPM, EDM, VESDE, VPSDE, Constant, Cosine, DilatedVE, DilatedVP
 from .solve import RK4, Particles, SampleResult, sample
-from .targets import CurieWeiss, GaussianMixture
+from .targets import CurieWeiss, GaussianMixture, KModeMixture
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "DilatedVE",
     "DilatedVP",
     "GaussianMixture",
+    "KModeMixture",
     "Linear",
     "Particles",
     "ReducedGM",

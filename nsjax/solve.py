@@ -43,7 +43,6 @@ from diffrax._local_interpolation import ThirdOrderHermitePolynomialInterpolatio
 
 from ._checks import check_dim, check_positive
 from ._types import Array, PRNGKeyArray
-from .features import statistics as target_statistics
 from .interpolants import AbstractInterpolant
 from .schedules import AbstractSchedule
 from .solvers import AbstractFusedRK, FusedHeun, FusedMidpoint, FusedRalston, FusedRK4
@@ -177,12 +176,10 @@ class Particles(AbstractSystem):
         return self.target.denoise(interpolant, tau, tau_c, state)[0]
 
     def statistics(self, state):
-        return target_statistics(self.target, state)
+        return self.target.statistics(state)
 
     def summary(self, state, num_coords):
-        stats = self.statistics(state)
-        overlap = stats.get("overlap", stats.get("magnetization"))
-        return {"overlap": overlap, "coords": state[:num_coords]}
+        return {"overlap": self.target.order_parameter(state), "coords": state[:num_coords]}
 
     def bytes_per_particle(self, itemsize, stages):
         return self.target.dim * itemsize * (stages + 4)
