@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import Partial
 
-from nsjax.features import gm_statistics
 from nsjax.interpolants import Linear
 from nsjax.targets.gaussian_mixture import GaussianMixture
 
@@ -80,5 +79,5 @@ def gm_network(
 def gm_features(x: Array, target: GaussianMixture) -> dict[str, Array]:
     """MATH.md §6 on images (B, C, H, W): ``p_hat = mean 1[r.X > 0]``,
     ``sigma2_hat = mean |X - sign(r.X) r|^2 / d`` (per-image statistics of nsjax.features)."""
-    stats = jax.vmap(lambda xb: gm_statistics(target, xb))(x.reshape(x.shape[0], -1))
+    stats = jax.vmap(target.statistics)(x.reshape(x.shape[0], -1))
     return {"p_hat": jnp.mean(stats["overlap"] > 0), "sigma2_hat": jnp.mean(stats["sq_dev"])}

@@ -35,7 +35,7 @@ from .solve import PieceSteps, Save, Solution, step_grid
 from .solve import solve as solve  # the function; the module is nsjax.solve in sys.modules
 from .solvers import RK4, make_solver
 from .systems import AbstractSystem, Particles
-from .targets import CurieWeiss, GaussianMixture
+from .targets import CurieWeiss, GaussianMixture, KModeMixture
 
 __version__ = "0.2.0"
 
@@ -52,6 +52,7 @@ __all__ = [
     "DilatedVE",
     "DilatedVP",
     "GaussianMixture",
+    "KModeMixture",
     "Linear",
     "Particles",
     "PieceSteps",

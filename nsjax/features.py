@@ -1,87 +1,93 @@
-"""Features a sampler must get right, their estimators and errors (MATH.md §6).
+"""Generic feature estimators: ensemble means of per-particle values, with standard errors
+and errors against exact references (docs/theory.md §6).
 
-Per-particle *statistics* are computed inside the sampler (so whole ensembles never need to be
-stored); *features* are ensemble means of them with their standard errors, compared with the
-target's exact finite-``d`` references.
-
-- GM: ``p_hat = mean_b 1[r.X_b > 0]``; ``sigma2_hat = mean_b |X_b - sign(r.X_b) r|^2 / d``.
-- CW: ``p_hat = mean_b 1[M_b > 0]``; ``m_abs_hat = mean_b |M_b|``;
-  spin error ``mean_{b,i} (|X_bi| - 1)^2``.
+Each target owns its observables (:class:`nsjax.targets.AbstractTarget`): ``statistics(x)``
+gives per-particle scalars inside the sampler (so whole ensembles never need to be stored), and
+``features(stats)`` turns them, on the host, into named :class:`Feature`\\ s: per-particle values
+whose mean estimates the feature, and the exact finite-``d`` reference. :func:`estimate` only
+averages: ``hat = mean_b values_b``, ``stderr = std_b(values_b) / sqrt(n)``, and the error
+``|hat - ref|`` or ``|hat / ref - 1|`` (``relative``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
-from ._types import Array, Float
-from .targets.base import AbstractTarget
-from .targets.curie_weiss import CurieWeiss
-from .targets.gaussian_mixture import GaussianMixture
+if TYPE_CHECKING:  # the targets import Feature from here
+    from .targets.base import AbstractTarget
 
-__all__ = ["statistics", "gm_statistics", "cw_statistics", "estimate", "FEATURES"]
-
-FEATURES = {GaussianMixture: ("p", "sigma2"), CurieWeiss: ("p", "m_abs", "spin_error")}
+__all__ = ["Feature", "estimate", "finite_particles"]
 
 
-def gm_statistics(target: GaussianMixture, x: Float[Array, " dim"]) -> dict[str, Array]:
-    """``{"overlap": r.x / |r|^2, "sq_dev": |x - sign(r.x) r|^2 / d}`` for one particle.
+class Feature(NamedTuple):
+    """One feature of a target: ``hat = mean(values)`` estimates ``reference``.
 
-    ``overlap`` is ``M = r.X/d`` of MATH.md when ``|r|^2 = d``.
+    Attributes:
+        values: per-particle values (``(n,)``; may be a subset of the particles, e.g. those
+            assigned to one mode, for a conditional mean).
+        reference: the exact finite-``d`` value.
+        relative: the error is ``|hat / reference - 1|`` when true, ``|hat - reference|`` otherwise.
     """
-    rx = target.r_dot(x)
-    sign = jnp.where(rx > 0, 1.0, -1.0)
-    sq_dev = jnp.sum((x - target.r_times(sign)) ** 2) / target.dim
-    return {"overlap": rx / target.r_norm2, "sq_dev": sq_dev}
 
-
-def cw_statistics(target: CurieWeiss, x: Float[Array, " dim"]) -> dict[str, Array]:
-    """``{"magnetization": mean_i x_i, "spin_error": mean_i (|x_i| - 1)^2}`` for one particle."""
-    return {"magnetization": jnp.mean(x), "spin_error": jnp.mean((jnp.abs(x) - 1) ** 2)}
-
-
-def statistics(target: AbstractTarget, x: Float[Array, " dim"]) -> dict[str, Array]:
-    """Per-particle statistics of ``target``'s features."""
-    if isinstance(target, GaussianMixture):
-        return gm_statistics(target, x)
-    if isinstance(target, CurieWeiss):
-        return cw_statistics(target, x)
-    raise TypeError(f"no feature statistics for target type {type(target).__name__}")
+    values: np.ndarray
+    reference: float
+    relative: bool
 
 
 def _mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
     n = values.size
+    if n == 0:
+        return float("nan"), float("nan")
     mean = float(values.mean())
     stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     return mean, stderr
 
 
-def estimate(target: AbstractTarget, stats: dict[str, Any]) -> dict[str, float]:
-    """Features from per-particle statistics, with exact references, errors and standard errors.
+def finite_particles(stats: dict[str, Any]) -> np.ndarray:
+    """``(n,)`` mask of the particles whose every statistic is finite.
 
-    Returns a flat dict: ``<f>_hat``, ``<f>_ref``, ``<f>_stderr`` and ``<f>_error`` for each
-    feature ``f`` (``p_error = |p_hat - p_ref|``; for ``sigma2`` and ``m_abs`` the relative
-    error ``|hat / ref - 1|``; ``spin_error`` is itself an error).
+    Every statistic must have the particle axis first, the same ``n`` for all.
     """
-    ref = target.reference()
-    out: dict[str, float] = {}
+    arrays = {name: np.asarray(value) for name, value in stats.items()}
+    if not arrays:
+        raise ValueError("stats must hold at least one per-particle statistic, got an empty dict")
+    sizes = {name: (a.shape[0] if a.ndim else None) for name, a in arrays.items()}
+    n = next(iter(sizes.values()))
+    if n is None or any(size != n for size in sizes.values()):
+        raise ValueError(f"stats must share one leading particle axis, got sizes {sizes}")
+    mask = np.ones(n, dtype=bool)
+    for a in arrays.values():
+        mask &= np.isfinite(a.reshape(n, -1)).all(axis=1)
+    return mask
 
-    def put(name, values, relative):
-        hat, stderr = _mean_and_stderr(np.asarray(values, dtype=np.float64))
-        out[f"{name}_hat"], out[f"{name}_ref"], out[f"{name}_stderr"] = hat, ref[name], stderr
-        out[f"{name}_error"] = abs(hat / ref[name] - 1) if relative else abs(hat - ref[name])
 
-    if isinstance(target, GaussianMixture):
-        put("p", np.asarray(stats["overlap"]) > 0, relative=False)
-        put("sigma2", stats["sq_dev"], relative=True)
-    elif isinstance(target, CurieWeiss):
-        mag = np.asarray(stats["magnetization"])
-        put("p", mag > 0, relative=False)
-        put("m_abs", np.abs(mag), relative=True)
-        put("spin_error", stats["spin_error"], relative=False)
-    else:
-        raise TypeError(f"no features for target type {type(target).__name__}")
+def estimate(target: AbstractTarget, stats: dict[str, Any]) -> dict[str, float | int]:
+    """Features of ``target`` from per-particle statistics: estimates, references, errors.
+
+    A particle with any non-finite statistic is excluded from every feature (a NaN overlap is
+    not a particle of the minus mode). Returns a flat dict: ``<f>_hat``, ``<f>_ref``,
+    ``<f>_stderr`` and ``<f>_error`` for each feature ``f`` of ``target.features``, plus
+    ``nonfinite`` (particles excluded) and ``particles`` (particles used).
+
+    Raises:
+        ValueError: when no particle has finite statistics.
+    """
+    finite = finite_particles(stats)
+    used = int(finite.sum())
+    if used == 0:
+        raise ValueError(
+            f"every particle ({finite.size}) has a non-finite statistic: no feature can be estimated"
+        )
+    kept = {name: np.asarray(value)[finite] for name, value in stats.items()}
+    out: dict[str, float | int] = {}
+    for name, feature in target.features(kept).items():
+        hat, stderr = _mean_and_stderr(np.asarray(feature.values, dtype=np.float64))
+        ref = feature.reference
+        out[f"{name}_hat"], out[f"{name}_ref"], out[f"{name}_stderr"] = hat, ref, stderr
+        out[f"{name}_error"] = abs(hat / ref - 1) if feature.relative else abs(hat - ref)
+    out["nonfinite"] = int(finite.size - used)
+    out["particles"] = used
     return out

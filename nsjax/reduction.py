@@ -88,7 +88,7 @@ class ReducedGM(AbstractSystem):
         return ReducedState(eta_x * state.u + eta_r * self.r_norm, eta_x * state.g, state.q)
 
     def statistics(self, state):
-        """Same keys as :func:`nsjax.features.gm_statistics`, from ``(u, g, q)``."""
+        """Same keys as :meth:`GaussianMixture.statistics`, from ``(u, g, q)``."""
         R = self.r_norm
         sign = jnp.where(state.u > 0, 1.0, -1.0)
         sq_dev = ((state.u - sign * R) ** 2 + state.g**2 * state.q) / self.dimension

@@ -3,5 +3,13 @@
 from .base import AbstractTarget
 from .curie_weiss import CurieWeiss, magnetization, magnetization_law
 from .gaussian_mixture import GaussianMixture
+from .kmode import KModeMixture
 
-__all__ = ["AbstractTarget", "CurieWeiss", "GaussianMixture", "magnetization", "magnetization_law"]
+__all__ = [
+    "AbstractTarget",
+    "CurieWeiss",
+    "GaussianMixture",
+    "KModeMixture",
+    "magnetization",
+    "magnetization_law",
+]

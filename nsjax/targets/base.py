@@ -1,14 +1,25 @@
-"""The target interface: an exact denoiser, exact samples, exact feature references."""
+"""The target interface: an exact denoiser, exact samples, its observables and their exact
+finite-``d`` references.
+
+A target owns its observables: per-particle ``statistics`` (computed inside the sampler), a
+low-dimensional ``order_parameter`` (the path summary ``M_t``), and host-side ``features`` that
+:func:`nsjax.features.estimate` averages. A new target is one module implementing this class.
+"""
 
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
+import numpy as np
 
 from .._types import Array, Float, PRNGKeyArray
 from ..interpolants import AbstractInterpolant
+
+if TYPE_CHECKING:
+    from ..features import Feature
 
 __all__ = ["AbstractTarget"]
 
@@ -34,7 +45,20 @@ class AbstractTarget(eqx.Module):
 
     @abc.abstractmethod
     def reference(self) -> dict[str, float]:
-        """Exact finite-``d`` values of the features (MATH.md §6)."""
+        """Exact finite-``d`` values of the features (docs/theory.md §6)."""
+
+    @abc.abstractmethod
+    def statistics(self, x: Float[Array, " dim"]) -> dict[str, Float[Array, ""]]:
+        """Per-particle scalar statistics of one particle (jit/vmap friendly)."""
+
+    @abc.abstractmethod
+    def order_parameter(self, x: Float[Array, " dim"]) -> Float[Array, "..."]:
+        """The low-dimensional path summary ``M_t`` of one particle."""
+
+    @abc.abstractmethod
+    def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]:
+        """Host-side features from the statistics of an ensemble (particle axis first, finite):
+        per-particle values whose mean estimates each feature, with its exact reference."""
 
     def velocity(
         self,

@@ -14,6 +14,7 @@ from scipy.special import gammaln
 
 from .._checks import check_dim, check_positive, check_range
 from .._types import Array, Float, PRNGKeyArray
+from ..features import Feature
 from ..interpolants import AbstractInterpolant
 from ._sums import blocked, coordinate_sum
 from .base import AbstractTarget
@@ -456,4 +457,24 @@ class CurieWeiss(AbstractTarget):
             "p": float(prob[k > 0].sum() + 0.5 * prob[k == 0].sum()),
             "m_abs": float((np.abs(k) / self.dim * prob).sum()),
             "spin_error": 0.0,
+        }
+
+    # -- observables (docs/theory.md §6) ---------------------------------------------------------
+    def statistics(self, x: Float[Array, " dim"]) -> dict[str, Float[Array, ""]]:
+        """``{"magnetization": mean_i x_i, "spin_error": mean_i (|x_i| - 1)^2}`` for one particle."""
+        return {"magnetization": jnp.mean(x), "spin_error": jnp.mean((jnp.abs(x) - 1) ** 2)}
+
+    def order_parameter(self, x: Float[Array, " dim"]) -> Float[Array, ""]:
+        """``M = mean_i x_i``."""
+        return jnp.mean(x)
+
+    def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]:
+        """``p``: values ``1[M > 0]``, absolute error; ``m_abs``: values ``|M|``, relative error;
+        ``spin_error``: values ``mean_i (|x_i| - 1)^2``, reference 0, absolute (it is itself an error)."""
+        ref = self.reference()
+        mag = np.asarray(stats["magnetization"])
+        return {
+            "p": Feature(mag > 0, ref["p"], relative=False),
+            "m_abs": Feature(np.abs(mag), ref["m_abs"], relative=True),
+            "spin_error": Feature(np.asarray(stats["spin_error"]), ref["spin_error"], relative=False),
         }

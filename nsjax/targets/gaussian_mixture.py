@@ -7,10 +7,12 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import ndtr
 
 from .._checks import check_dim, check_positive, check_range
 from .._types import Array, Float, PRNGKeyArray
+from ..features import Feature
 from ..interpolants import AbstractInterpolant
 from ._sums import coordinate_sum
 from .base import AbstractTarget
@@ -127,3 +129,26 @@ class GaussianMixture(AbstractTarget):
         p_ref = p * (1 - Phi_minus) + (1 - p) * Phi_minus
         sigma2_ref = s * s + 4 * R * (R * Phi_minus - s * phi) / self.dim
         return {"p": p_ref, "sigma2": sigma2_ref}
+
+    # -- observables (docs/theory.md §6) ---------------------------------------------------------
+    def statistics(self, x: Float[Array, " dim"]) -> dict[str, Float[Array, ""]]:
+        """``{"overlap": r.x / |r|^2, "sq_dev": |x - sign(r.x) r|^2 / d}`` for one particle.
+
+        ``overlap`` is ``M = r.X/d`` of docs/theory.md when ``|r|^2 = d``.
+        """
+        rx = self.r_dot(x)
+        sign = jnp.where(rx > 0, 1.0, -1.0)
+        sq_dev = jnp.sum((x - self.r_times(sign)) ** 2) / self.dim
+        return {"overlap": rx / self.r_norm2, "sq_dev": sq_dev}
+
+    def order_parameter(self, x: Float[Array, " dim"]) -> Float[Array, ""]:
+        """``M = r.x / |r|^2``."""
+        return self.r_dot(x) / self.r_norm2
+
+    def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]:
+        """``p``: values ``1[r.x > 0]``, absolute error; ``sigma2``: values ``sq_dev``, relative error."""
+        ref = self.reference()
+        return {
+            "p": Feature(np.asarray(stats["overlap"]) > 0, ref["p"], relative=False),
+            "sigma2": Feature(np.asarray(stats["sq_dev"]), ref["sigma2"], relative=True),
+        }
