@@ -206,6 +206,7 @@ def run_sample(args) -> dict:
         sharding=args.sharding,
     )
     features = estimate(target, result.statistics)
+    features["particles_used"] = features.pop("particles")  # finite ones; "particles": asked for
     report = {
         "target": args.target,
         "schedule": args.schedule,

@@ -79,7 +79,10 @@ class Particles(AbstractSystem):
         return self.target.statistics(state)
 
     def summary(self, state, num_coords):
-        return {"overlap": self.target.order_parameter(state), "coords": state[:num_coords]}
+        out = {"overlap": self.target.order_parameter(state)}
+        if num_coords:
+            out["coords"] = state[:num_coords]
+        return out
 
     def bytes_per_particle(self, itemsize, stages):
         return self.target.dim * itemsize * (stages + 4)
