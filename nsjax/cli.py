@@ -136,6 +136,13 @@ def add_sample_parser(sub) -> None:
         help="adaptive steps with a PID controller (tsit5, dopri5, bosh3, heun)",
     )
     group.add_argument("--rtol", type=positive_float, default=1e-3, help="adaptive rtol")
+    group.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=100_000,
+        help="cap on adaptive steps per schedule piece; a particle that runs out ends the run with "
+        "exit status 3",
+    )
     group.add_argument("--atol", type=positive_float, default=1e-6, help="adaptive atol")
     group.add_argument(
         "--engine",
@@ -204,6 +211,7 @@ def run_sample(args) -> dict:
         memory_budget=int(args.memory_gb * 2**30),
         dtype=jnp.float64 if args.x64 else jnp.float32,
         sharding=args.sharding,
+        max_steps=args.max_steps,
     )
     features = estimate(target, result.statistics)
     features["particles_used"] = features.pop("particles")  # finite ones; "particles": asked for

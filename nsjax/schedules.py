@@ -164,8 +164,11 @@ class _Dilated(AbstractSchedule):
 
     @property
     def window(self) -> Float[Array, ""] | float:
-        """``a = kappa / sqrt(d)``."""
-        return self.kappa / jnp.sqrt(jnp.asarray(self.dim, jnp.result_type(self.kappa, float)))
+        """``a = kappa / sqrt(d)`` (a Python float when both are: weakly typed, so float32 times
+        give float32 values)."""
+        dim = self.dim
+        root = math.sqrt(dim) if isinstance(dim, (int, float)) else jnp.sqrt(dim)
+        return self.kappa / root
 
     def _linear(self, t, piece, corner, corner_c):
         """The piecewise-linear map through ``tau(1/2) = corner`` (``1 - corner = corner_c``)::
