@@ -43,6 +43,7 @@ from .solvers import ADAPTIVE, adaptive_form, evaluations_per_step, is_adaptive
 from .systems import AbstractSystem, as_system
 
 __all__ = [
+    "FlowTerm",
     "PieceSteps",
     "Save",
     "Solution",
@@ -191,15 +192,46 @@ def check_solve(
     return solver, steps
 
 
-def piece_term(system, interpolant, schedule, piece: int) -> diffrax.ODETerm:
-    """``dX/dt = tau'(t) b(tau(t), X)`` with piece ``piece``'s own formula (any ``t``)."""
+class FlowTerm(diffrax.AbstractTerm):
+    """The probability-flow term ``dX/dt = tau'(t) b(tau(t), X)`` of one schedule piece.
 
-    def vector_field(t, y, args):
-        tau, tau_c, rate = schedule.evaluate(t, piece)
-        velocity = system.velocity(interpolant, tau, tau_c, y)
+    Any diffrax solver sees an ordinary ODE term (:meth:`vf`); solvers that treat the linear part
+    of the drift exactly (exponential and multistep integrators) also read the frame: the
+    schedule's ``tau(t)`` (:meth:`frame`) and the posterior mean ``eta(tau(t), X)``
+    (:meth:`denoise`).
+    """
+
+    system: Any
+    interpolant: AbstractInterpolant
+    schedule: AbstractSchedule
+    piece: int = eqx.field(static=True)
+
+    def frame(self, t) -> tuple[Any, Any, Any, Any]:
+        """``(alpha, beta, c, tau')`` at ``t``: ``X = c alpha x0 + beta x1`` in law."""
+        tau, tau_c, rate = self.schedule.evaluate(t, self.piece)
+        interpolant = self.interpolant
+        return interpolant.alpha(tau, tau_c), interpolant.beta(tau, tau_c), interpolant.noise_scale, rate
+
+    def denoise(self, t, y) -> Any:
+        """``eta(tau(t), y) = E[x1 | I_tau = y]``."""
+        tau, tau_c, _ = self.schedule.evaluate(t, self.piece)
+        return self.system.denoise(self.interpolant, tau, tau_c, y)
+
+    def vf(self, t, y, args):
+        tau, tau_c, rate = self.schedule.evaluate(t, self.piece)
+        velocity = self.system.velocity(self.interpolant, tau, tau_c, y)
         return jax.tree.map(lambda v: rate * v, velocity)
 
-    return diffrax.ODETerm(vector_field)
+    def contr(self, t0, t1, **kwargs):
+        return t1 - t0
+
+    def prod(self, vf, control):
+        return jax.tree.map(lambda v: v * control, vf)
+
+
+def piece_term(system, interpolant, schedule, piece: int) -> FlowTerm:
+    """``dX/dt = tau'(t) b(tau(t), X)`` with piece ``piece``'s own formula (any ``t``)."""
+    return FlowTerm(system, interpolant, schedule, piece)
 
 
 def _controller(steps, piece: int, t0: float, t1: float, grids, dtype):
