@@ -12,14 +12,11 @@ averages: ``hat = mean_b values_b``, ``stderr = std_b(values_b) / sqrt(n)``, and
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # the targets import Feature from here
-    from .targets.base import AbstractTarget
-
-__all__ = ["Feature", "estimate", "finite_particles"]
+__all__ = ["Feature", "Observable", "estimate", "finite_particles"]
 
 
 class Feature(NamedTuple):
@@ -35,6 +32,13 @@ class Feature(NamedTuple):
     values: np.ndarray
     reference: float
     relative: bool
+
+
+class Observable(Protocol):
+    """Anything with features (every :class:`nsjax.targets.AbstractTarget`): this module
+    imports no target, the targets import :class:`Feature` from here."""
+
+    def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]: ...
 
 
 def _mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
@@ -64,7 +68,7 @@ def finite_particles(stats: dict[str, Any]) -> np.ndarray:
     return mask
 
 
-def estimate(target: AbstractTarget, stats: dict[str, Any]) -> dict[str, float | int]:
+def estimate(target: Observable, stats: dict[str, Any]) -> dict[str, float | int]:
     """Features of ``target`` from per-particle statistics: estimates, references, errors.
 
     A particle with any non-finite statistic is excluded from every feature (a NaN overlap is
