@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nsjax.cli import main
+from nsjax.experiments.schema import validate
 from nsjax.reproduce import PAPER, fit_slope, steps_to_tolerance
 
 
@@ -68,3 +69,9 @@ def test_quick_steps_grow_like_sqrt_d_for_constant_vp_and_stay_flat_dilated(quic
         found = [v for v in steps[f"vp-dilated/{solver}"].values()]
         assert None not in found and max(found) == min(found)  # flat up to d = 1e9
     assert slope["vp-dilated/heun"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_quick_results_json_validates_against_the_schema(quick):
+    _, results = quick
+    validate(results)
+    assert {"sweep_vs_loop", "figure1", "dichotomy"} <= set(results)

@@ -1,4 +1,4 @@
-"""Figures of ``nsjax reproduce`` (matplotlib, Agg backend, PNG files).
+"""Plots of ``nsjax reproduce`` (matplotlib, Agg backend, PNG files).
 
 Each function takes plain numbers (from ``results.json`` or the study) and a path, and writes
 one figure with labelled axes and a legend.
@@ -125,14 +125,13 @@ def steps_figure(
     ax.set_xlabel("dimension d")
     ax.set_ylabel("smallest N with |p̂-p| ≤ 0.01 and |σ̂²/σ²-1| ≤ 0.02")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if ax.get_legend_handles_labels()[0]:  # no schedule reached the tolerance: no legend
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, path)
 
 
-def error_figure(
-    rows: Sequence[Mapping], dim: float, path: str, features: Sequence[str], title: str
-) -> None:
+def error_figure(rows: Sequence[Mapping], dim: float, path: str, features: Sequence[str], title: str) -> None:
     """Feature error against ``N`` per schedule and solver at dimension ``dim`` (log-log)."""
     fig, axes = plt.subplots(1, len(features), figsize=(5.5 * len(features), 4.3))
     axes = np.atleast_1d(axes)
@@ -140,11 +139,7 @@ def error_figure(
     for ax, feature in zip(axes, features, strict=True):
         for name, solver in keys:
             sel = sorted(
-                (
-                    r
-                    for r in rows
-                    if r["d"] == dim and r["schedule"] == name and r["solver"] == solver
-                ),
+                (r for r in rows if r["d"] == dim and r["schedule"] == name and r["solver"] == solver),
                 key=lambda r: r["N"],
             )
             n = np.array([r["N"] for r in sel], float)

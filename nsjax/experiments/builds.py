@@ -1,0 +1,216 @@
+"""Every system, interpolant, schedule and solver that the studies run: the one adapter to the core.
+
+This is the only module of :mod:`nsjax.experiments` that imports :mod:`nsjax.sweeps`,
+:mod:`nsjax.schedules` or :mod:`nsjax.presets` (``tests/test_experiments.py`` checks it): a
+change of those building blocks is a change of this file alone.
+
+A *build* maps one grid point (a dict of traced scalars) to ``(system, interpolant, schedule)``
+(:func:`nsjax.sweeps.sweep`); a :class:`Grid` holds the rows ``(schedule name, d)`` of a sweep and
+its traced parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..interpolants import Linear
+from ..presets import preset
+from ..reduction import ReducedGM
+from ..schedules import DDPM, EDM, VPSDE, Cosine
+from ..solve import make_solver
+from ..sweeps import (
+    QuantileReducedGM,
+    ScaledVESDE,
+    Selected,
+    normal_quantiles,
+    paper_params,
+    paper_schedule,
+    sweep,
+)
+from ..targets import CurieWeiss, GaussianMixture
+from ..targets.base import AbstractTarget
+from .config import Config
+
+__all__ = [
+    "STANDARD",
+    "Grid",
+    "paper_grid",
+    "standard_grid",
+    "kappa_check_grid",
+    "reduced_paper_build",
+    "reduced_standard_build",
+    "ParticleBuild",
+    "target",
+    "reduced_gm",
+    "named_schedule",
+    "solver",
+    "quantiles",
+    "sweep",
+]
+
+# name, interpolant noise (VP: c = 1, VE: c = sqrt(d)), index in _standard_schedules' options,
+# sigma_max rule (None: the class default; "scaled": Song & Ermon's max pairwise distance).
+STANDARD = (
+    ("ddpm", "vp", 0, None),
+    ("vpsde", "vp", 1, None),
+    ("cosine", "vp", 2, None),
+    ("vesde", "ve", 3, 348.0),
+    ("edm", "ve", 4, 80.0),
+    ("vesde-scaled", "ve", 3, "scaled"),
+    ("edm-scaled", "ve", 4, "scaled"),
+)
+"""The standard schedules of docs/theory.md §5 as the studies run them."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The grid of one sweep: ``rows[g] = (schedule name, d)`` and ``params[k][g]``."""
+
+    rows: tuple[tuple[str, float], ...]
+    params: Mapping[str, np.ndarray]
+
+
+def _with_target(rows, columns: Mapping[str, Sequence[float]], cfg: Config) -> Grid:
+    params = {k: np.asarray(v) for k, v in columns.items()}
+    params["p"] = np.full(len(rows), cfg.p)
+    params["sigma2"] = np.full(len(rows), cfg.sigma2)
+    return Grid(tuple(rows), params)
+
+
+def paper_grid(names: Sequence[str], dims: Sequence[float], cfg: Config) -> Grid:
+    """The paper's schedules ``names`` at every ``d`` with ``kappa < sqrt(d)`` (GM of ``cfg``)."""
+    rows = [(n, d) for n in names for d in dims if cfg.kappa < math.sqrt(d)]
+    if not rows:
+        raise ValueError(f"dims must hold a d with sqrt(d) > kappa = {cfg.kappa}, got {dims}")
+    points = [paper_params(n, d, cfg.kappa) for n, d in rows]
+    return _with_target(rows, {k: [pt[k] for pt in points] for k in points[0]}, cfg)
+
+
+def kappa_check_grid(dims: Sequence[float], kappas: Sequence[float], cfg: Config) -> Grid:
+    """Dilated VP/VE at each of ``kappas`` (constant VP where ``kappa >= sqrt(d)``)."""
+    rows, points = [], []
+    for kappa in kappas:
+        for name in ("vp-dilated", "ve-dilated"):
+            for d in dims:
+                rows.append((f"{name}(kappa={kappa:g})", d))
+                ok = kappa < math.sqrt(d)
+                points.append(paper_params(name, d, kappa) if ok else paper_params("vp", d))
+    return _with_target(rows, {k: [pt[k] for pt in points] for k in points[0]}, cfg)
+
+
+def standard_grid(dims: Sequence[float], cfg: Config) -> Grid:
+    """Every schedule of :data:`STANDARD` at every ``d`` (GM of ``cfg``)."""
+    rows, cols = [], {k: [] for k in ("d", "c", "k", "sigma_max")}
+    for name, noise, index, smax in STANDARD:
+        for d in dims:
+            if smax == "scaled":  # Song & Ermon: max pairwise distance of the data ~ |2r + ...|
+                smax_d = math.sqrt(d * (4 + 2 * cfg.sigma2))
+            else:
+                smax_d = smax if smax is not None else 1.0
+            rows.append((name, d))
+            cols["d"].append(d)
+            cols["c"].append(math.sqrt(d) if noise == "ve" else 1.0)
+            cols["k"].append(index)
+            cols["sigma_max"].append(smax_d)
+    return _with_target(rows, {k: np.array(v, float) for k, v in cols.items()}, cfg)
+
+
+# -- builds (module-level functions: one compiled program each) ---
+def _reduced_gm(point) -> QuantileReducedGM:
+    target = GaussianMixture(dim=2, p=point["p"], sigma2=point["sigma2"])  # d: traced, below
+    return QuantileReducedGM(target, dim=point["d"])
+
+
+def reduced_paper_build(point):
+    """Exact GM reduction at traced ``(p, sigma2, d)``; paper schedule at ``(c, mid, mid_c)``."""
+    return (_reduced_gm(point), *paper_schedule(point))
+
+
+def _standard_schedules(point):
+    c, smax = point["c"], point["sigma_max"]
+    options = (
+        DDPM(noise_scale=c),
+        VPSDE(noise_scale=c),
+        Cosine(noise_scale=c),
+        ScaledVESDE(noise_scale=c, sigma_max=smax),
+        EDM(noise_scale=c, sigma_max=smax),
+    )
+    return Linear(noise_scale=c), Selected(options, point["k"])
+
+
+def reduced_standard_build(point):
+    """Exact GM reduction; standard schedule ``k`` of :data:`STANDARD` at ``(c, sigma_max)``."""
+    return (_reduced_gm(point), *_standard_schedules(point))
+
+
+def _target_key(target: AbstractTarget) -> Hashable:
+    """Every parameter of ``target``: its static fields (tree structure) and its leaf values."""
+    leaves, treedef = jax.tree_util.tree_flatten(target)
+    values = []
+    for leaf in leaves:
+        arr = np.asarray(leaf)
+        values.append((arr.shape, arr.dtype.str, arr.tobytes()))
+    return treedef, tuple(values)
+
+
+class ParticleBuild:
+    """The build of full particles of a fixed ``target`` under the paper's schedules.
+
+    Builds compare equal (and hash alike) exactly when their targets have equal parameters,
+    static and traced alike, so the sweep's compilation cache (keyed on the build) is shared by
+    equal targets and never by targets that differ in any parameter (``p``, ``theta``, ...).
+    """
+
+    __slots__ = ("target", "_key")
+
+    def __init__(self, target: AbstractTarget):
+        self.target = target
+        self._key = _target_key(target)
+
+    def __call__(self, point):
+        return (self.target, *paper_schedule(point))
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ParticleBuild) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        return f"ParticleBuild({self.target!r})"
+
+
+def target(cfg: Config, name: str, dim: int) -> AbstractTarget:
+    """The full target ``name`` (``"gm"`` or ``"cw"``) of ``cfg`` at dimension ``dim``."""
+    if name == "gm":
+        return GaussianMixture(dim=dim, p=cfg.p, sigma2=cfg.sigma2)
+    if name == "cw":
+        return CurieWeiss(dim=dim, theta=cfg.theta, h=cfg.h, posterior=cfg.cw_posterior)
+    raise ValueError(f"target must be 'gm' or 'cw', got {name!r}")
+
+
+# -- single runs and solvers ---
+def reduced_gm(cfg: Config, dim: int) -> ReducedGM:
+    """The exact GM reduction of ``cfg``'s mixture at dimension ``dim`` (for ``sample``)."""
+    return ReducedGM(GaussianMixture(dim=dim, p=cfg.p, sigma2=cfg.sigma2))
+
+
+def named_schedule(name: str, dim: int, kappa: float):
+    """``(interpolant, schedule)`` of the schedule called ``name`` at dimension ``dim``."""
+    return preset(name, dim, kappa=kappa)
+
+
+def solver(name: str):
+    """The solver called ``name`` (``euler``, ``heun``, ``tsit5``, ...)."""
+    return make_solver(name)
+
+
+def quantiles(n: int) -> np.ndarray:
+    """``n`` stratified standard-normal quantiles: the reduction's initial ``u(0)``."""
+    return normal_quantiles(n)

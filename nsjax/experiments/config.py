@@ -1,0 +1,162 @@
+"""Sizes of one ``nsjax reproduce`` run and the fixed criteria of its studies.
+
+The criterion of every study (docs/theory.md §6): ``|p_hat - p| <= P_TOL`` and
+``|sigma2_hat / sigma^2 - 1| <= S2_TOL`` (``m_abs`` in place of ``sigma2`` for Curie-Weiss).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+__all__ = [
+    "P_TOL",
+    "S2_TOL",
+    "TABLE_STEPS",
+    "KAPPA_CHECK",
+    "PAPER",
+    "MODES",
+    "Config",
+    "config_for",
+]
+
+P_TOL, S2_TOL = 0.01, 0.02
+TABLE_STEPS = (5, 10, 20, 50, 100, 200)
+"""Step counts of the feature tables (every study runs them)."""
+KAPPA_CHECK = (6.0, 10.0)
+"""Larger ``kappa`` of the dilated schedules in the kappa check."""
+PAPER = ("vp", "ve", "vp-dilated", "ve-dilated")
+"""The paper's four schedules (docs/theory.md §4), in table order."""
+MODES = ("quick", "default", "full")
+
+_DEFAULT_PARTICLES = 200  # particles at a dimension absent from ``Config.particles``
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one ``nsjax reproduce`` run (:func:`config_for` gives those of each mode).
+
+    Sequences are stored as tuples; ``particles`` (particles per full-particle dimension) as
+    ``((d, count), ...)`` and may be given as a mapping ``{d: count}``.
+    """
+
+    mode: str
+    p: float = 0.8
+    sigma2: float = 0.25
+    kappa: float = 3.0
+    theta: float = 2.0
+    h: float = 0.5
+    reduction_dims: tuple[float, ...] = tuple(10.0**k for k in range(3, 10))
+    quantiles: int = 1024
+    max_steps_paper: int = 16384
+    max_steps_standard: int = 4096
+    standard: bool = True
+    kappa_check: bool = True
+    solvers: tuple[str, ...] = ("euler", "heun")
+    adaptive_solvers: tuple[str, ...] = ("tsit5", "dopri5")
+    adaptive_standard: bool = True
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    gm_particle_dims: tuple[int, ...] = (1000, 10_000)
+    cw_particle_dims: tuple[int, ...] = (1000, 10_000)
+    particles: tuple[tuple[int, int], ...] = ((1000, 1000), (10_000, 200))
+    particle_solvers: tuple[str, ...] = ("euler", "heun")
+    cw_posterior: str = "two-saddle"
+    fig2_gm_dim: int = 1_000_000
+    fig2_cw_dim: int = 100_000
+    fig2_realizations: int = 100
+    fig1_dim: int = 256**2
+    loop_runs: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "particles":
+                pairs = value.items() if isinstance(value, Mapping) else value
+                value = tuple((int(d), int(n)) for d, n in pairs)
+            elif isinstance(value, list):
+                value = tuple(value)
+            object.__setattr__(self, f.name, value)
+        _check(self)
+
+    def particles_at(self, dim: int) -> int:
+        """Particles of the full-particle runs at dimension ``dim`` (200 if not listed)."""
+        return dict(self.particles).get(dim, _DEFAULT_PARTICLES)
+
+    def to_json(self) -> dict:
+        """The ``config`` entry of results.json (``particles`` as ``{"d": count}``)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "particles":
+                value = {str(d): n for d, n in value}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def _check(cfg: Config) -> None:
+    def need(ok: bool, name: str, allowed: str) -> None:
+        if not ok:
+            raise ValueError(f"{name} must be {allowed}, got {getattr(cfg, name)!r}")
+
+    need(0 < cfg.p < 1, "p", "in (0, 1)")
+    need(cfg.sigma2 > 0, "sigma2", "> 0")
+    need(cfg.kappa > 0, "kappa", "> 0")
+    need(cfg.theta > 0, "theta", "> 0")
+    need(math.isfinite(cfg.h), "h", "finite")
+    need(len(cfg.reduction_dims) >= 1, "reduction_dims", "a non-empty sequence of d >= 1")
+    need(all(d >= 1 for d in cfg.reduction_dims), "reduction_dims", "a sequence of d >= 1")
+    for name in ("quantiles", "max_steps_paper", "max_steps_standard", "fig1_dim"):
+        need(getattr(cfg, name) >= 2, name, "an integer >= 2")
+    need(cfg.fig2_gm_dim >= 1, "fig2_gm_dim", "an integer >= 1")
+    need(cfg.fig2_cw_dim >= 0, "fig2_cw_dim", "an integer >= 0 (0: no CW panel)")
+    need(cfg.fig2_realizations >= 1, "fig2_realizations", "an integer >= 1")
+    need(0 <= cfg.loop_runs <= 5, "loop_runs", "an integer in [0, 5]")
+    need(len(cfg.solvers) >= 1, "solvers", "a non-empty sequence of solver names")
+    need(cfg.rtol > 0 and cfg.atol > 0, "rtol", "> 0 (and atol > 0)")
+    need(all(n >= 1 for _, n in cfg.particles), "particles", "counts >= 1")
+    need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
+
+
+def config_for(mode: str) -> Config:
+    """The sizes of ``mode`` in ``{"quick", "default", "full"}``."""
+    if mode == "default":
+        return Config(mode)
+    if mode == "quick":
+        return Config(
+            mode,
+            quantiles=512,
+            max_steps_paper=2048,
+            standard=False,
+            kappa_check=False,
+            adaptive_solvers=("tsit5",),
+            adaptive_standard=False,
+            gm_particle_dims=(1000,),
+            cw_particle_dims=(1000,),
+            particles={1000: 200},
+            particle_solvers=("euler",),
+            fig2_gm_dim=10_000,
+            fig2_cw_dim=0,
+            fig2_realizations=30,
+            loop_runs=1,
+        )
+    if mode == "full":
+        return Config(
+            mode,
+            reduction_dims=tuple(10.0**k for k in range(3, 13)),
+            quantiles=4096,
+            max_steps_paper=131072,
+            max_steps_standard=65536,
+            rtol=1e-5,
+            gm_particle_dims=(1000, 10_000, 100_000, 1_000_000),
+            cw_particle_dims=(1000, 10_000, 100_000, 1_000_000),
+            particles={1000: 10_000, 10_000: 4000, 100_000: 1000, 1_000_000: 200},
+            cw_posterior="exact",
+            fig2_cw_dim=1_000_000,
+            loop_runs=5,
+        )
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

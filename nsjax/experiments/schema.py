@@ -1,0 +1,308 @@
+"""The schema of results.json and :func:`validate`.
+
+The schema is a tree of small specs (:class:`Record`, :class:`Map`, :class:`List`, :class:`Opt`
+and the scalars ``INT``, ``NUM``, ``STR``, ``BOOL``); :func:`validate` walks a loaded document
+against :data:`RESULTS` and raises ``ValueError`` naming the first path that does not fit.
+Records are closed: a key that the schema does not list is an error, so any change of the
+document's structure is a change of this file and of :data:`SCHEMA_VERSION`.
+
+Keys of a step table are ``"<schedule>/<solver>"`` then the dimension as an integer string
+(``steps_to_tolerance["vp/heun"]["1000000"]``); ``None`` means not reached (steps) or not fitted
+(slopes), or a non-finite number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "RESULTS", "Record", "Map", "List", "Opt", "validate"]
+
+SCHEMA_VERSION = 1
+
+
+class _Spec:
+    def check(self, value: Any, path: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _fail(path: str, expected: str, value: Any) -> None:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise ValueError(f"results.json{path or ''}: expected {expected}, got {shown}")
+
+
+@dataclass(frozen=True)
+class _Scalar(_Spec):
+    name: str
+    types: tuple[type, ...]
+
+    def check(self, value, path):
+        if isinstance(value, bool) and bool not in self.types:
+            _fail(path, self.name, value)
+        if not isinstance(value, self.types):
+            _fail(path, self.name, value)
+
+
+INT = _Scalar("an integer", (int,))
+NUM = _Scalar("a number", (int, float))
+STR = _Scalar("a string", (str,))
+BOOL = _Scalar("a boolean", (bool,))
+
+
+@dataclass(frozen=True)
+class Opt(_Spec):
+    """``spec`` or ``None``."""
+
+    spec: _Spec
+
+    def check(self, value, path):
+        if value is not None:
+            self.spec.check(value, path)
+
+
+@dataclass(frozen=True)
+class List(_Spec):
+    """A list of ``item``; ``length``: exact length if given, ``min_length`` at least."""
+
+    item: _Spec
+    length: int | None = None
+    min_length: int = 0
+
+    def check(self, value, path):
+        if not isinstance(value, list):
+            _fail(path, "a list", value)
+        if self.length is not None and len(value) != self.length:
+            _fail(path, f"a list of length {self.length}", value)
+        if len(value) < self.min_length:
+            _fail(path, f"a list of at least {self.min_length} items", value)
+        for i, v in enumerate(value):
+            self.item.check(v, f"{path}[{i}]")
+
+
+@dataclass(frozen=True)
+class Map(_Spec):
+    """An object with any keys matching ``key`` (a regular expression) and ``value`` values."""
+
+    value: _Spec
+    key: str = r".+"
+
+    def check(self, value, path):
+        if not isinstance(value, dict):
+            _fail(path, "an object", value)
+        for k, v in value.items():
+            if not re.fullmatch(self.key, k):
+                _fail(f"{path}[{k!r}]", f"a key matching {self.key!r}", k)
+            self.value.check(v, f"{path}[{k!r}]")
+
+
+@dataclass(frozen=True)
+class Record(_Spec):
+    """An object with the ``required`` keys, maybe the ``optional`` ones, and ``extra`` (a spec
+    of any other key's value; ``None``: no other key)."""
+
+    required: Mapping[str, _Spec]
+    optional: Mapping[str, _Spec] = field(default_factory=dict)
+    extra: _Spec | None = None
+
+    def check(self, value, path):
+        if not isinstance(value, dict):
+            _fail(path, "an object", value)
+        for k in self.required:
+            if k not in value:
+                _fail(path, f"an object with key {k!r}", sorted(value))
+        for k, v in value.items():
+            if k in self.required:
+                spec = self.required[k]
+            else:
+                spec = self.optional[k] if k in self.optional else self.extra
+            if spec is None:
+                _fail(f"{path}[{k!r}]", "no such key (not in the schema)", k)
+            spec.check(v, f"{path}[{k!r}]")
+
+
+# -- results.json ---
+DIM = r"[0-9]+"
+"""A dimension key: ``str(int(round(d)))``."""
+RUN = r"[^/]+/[^/]+"
+"""A ``"<schedule>/<solver>"`` key."""
+
+STEPS = Map(Map(Opt(INT), DIM), RUN)
+SLOPES = Map(Opt(NUM), RUN)
+SPANS = Map(Opt(List(NUM, length=2)), RUN)
+TIMING = Record({"first_call_s": NUM, "runs": INT}, {"total_s": NUM, "particles": INT})
+FEATURE_ROW = Record(
+    {
+        "schedule": STR,
+        "solver": STR,
+        "d": NUM,
+        "N": INT,
+        "nfe": NUM,
+        "nonfinite": INT,
+        "p_hat": Opt(NUM),
+        "p_ref": Opt(NUM),
+        "p_stderr": Opt(NUM),
+        "p_error": Opt(NUM),
+    },
+    extra=Opt(NUM),  # sigma2_* (GM), m_abs_* and spin_error_* (CW)
+)
+CONFIG = Record(
+    {
+        "mode": STR,
+        "p": NUM,
+        "sigma2": NUM,
+        "kappa": NUM,
+        "theta": NUM,
+        "h": NUM,
+        "reduction_dims": List(NUM, min_length=1),
+        "quantiles": INT,
+        "max_steps_paper": INT,
+        "max_steps_standard": INT,
+        "standard": BOOL,
+        "kappa_check": BOOL,
+        "solvers": List(STR, min_length=1),
+        "adaptive_solvers": List(STR),
+        "adaptive_standard": BOOL,
+        "rtol": NUM,
+        "atol": NUM,
+        "gm_particle_dims": List(INT),
+        "cw_particle_dims": List(INT),
+        "particles": Map(INT, DIM),
+        "particle_solvers": List(STR),
+        "cw_posterior": STR,
+        "fig2_gm_dim": INT,
+        "fig2_cw_dim": INT,
+        "fig2_realizations": INT,
+        "fig1_dim": INT,
+        "loop_runs": INT,
+        "seed": INT,
+    }
+)
+RESULTS = Record(
+    {
+        "schema_version": INT,
+        "config": CONFIG,
+        "machine": STR,
+        "tolerance": Record({"p": NUM, "sigma2_relative": NUM, "m_abs_relative": NUM}),
+        "steps_to_tolerance": STEPS,
+        "slope": SLOPES,
+        "slope_fit_range": SPANS,
+        "max_steps_searched": Record({"paper": INT}, {"standard": INT, "kappa": INT}),
+        "steps_to_tolerance_particles": Record({"gm": STEPS, "cw": STEPS}),
+        "feature_tables": Record(
+            {
+                "gm_reduction": List(FEATURE_ROW, min_length=1),
+                "gm_particles": List(FEATURE_ROW),
+                "cw_particles": List(FEATURE_ROW),
+            }
+        ),
+        "adaptive": Record(
+            {
+                "nfe": Map(Map(NUM, DIM), RUN),
+                "rows": List(
+                    Record(
+                        {
+                            "schedule": STR,
+                            "solver": STR,
+                            "d": NUM,
+                            "nfe_mean": NUM,
+                            "nfe_max": INT,
+                            "p_error": Opt(NUM),
+                            "sigma2_error": Opt(NUM),
+                            "within_tolerance": BOOL,
+                            "nonfinite": INT,
+                        }
+                    )
+                ),
+                "slope": SLOPES,
+                "slope_fit_range": SPANS,
+                "rtol": NUM,
+                "atol": NUM,
+            }
+        ),
+        "figure1": Record(
+            {"d": INT, "fraction_of_t_in_speciation_window": Map(NUM)},
+        ),
+        "figure2": Map(
+            Record(
+                {
+                    "d": INT,
+                    "realizations": INT,
+                    "fraction_positive": NUM,
+                    "final_overlap_mean_abs": Opt(NUM),
+                    "seconds": NUM,
+                }
+            ),
+            r"GM|CW",
+        ),
+        "runtime": Record({"total_s": NUM}, extra=NUM),
+        "sweep_runtime": Map(TIMING),
+        "notes": Record({"steps": List(STR), "standard": List(STR), "adaptive": List(STR)}),
+        "figures": List(STR, min_length=1),
+        "dichotomy": Record(
+            {
+                "d": NUM,
+                "N": INT,
+                "solver": STR,
+                "rows": Map(
+                    Record(
+                        {
+                            "p_hat": Opt(NUM),
+                            "p_error": Opt(NUM),
+                            "sigma2_ratio": Opt(NUM),
+                            "p_ok": BOOL,
+                            "sigma2_ok": BOOL,
+                        }
+                    )
+                ),
+                "agrees": Map(BOOL),
+                "verdict": STR,
+            }
+        ),
+    },
+    optional={
+        "kappa_check": Record(
+            {
+                "kappas": List(NUM, min_length=1),
+                "steps_to_tolerance": STEPS,
+                "slope": SLOPES,
+                "slope_fit_range": SPANS,
+            }
+        ),
+        "sweep_vs_loop": Record(
+            {
+                "loop_runs_measured": INT,
+                "loop_seconds_per_run": NUM,
+                "loop_runs": List(
+                    Record({"schedule": STR, "d": NUM, "N": INT, "solver": STR, "seconds": NUM})
+                ),
+                "sweep_runs": INT,
+                "sweep_seconds": NUM,
+                "loop_seconds_estimated": NUM,
+                "speedup": Opt(NUM),
+                "particles_per_run": INT,
+            }
+        ),
+    },
+)
+"""The schema of results.json (version :data:`SCHEMA_VERSION`)."""
+
+
+def validate(results: Mapping[str, Any]) -> None:
+    """Check a loaded results.json against :data:`RESULTS`.
+
+    Beyond the structure: ``schema_version == SCHEMA_VERSION``, and ``slope`` and
+    ``slope_fit_range`` have one entry per ``steps_to_tolerance`` table.
+
+    Raises:
+        ValueError: naming the first path that does not fit, and what was expected there.
+    """
+    RESULTS.check(results, "")
+    if results["schema_version"] != SCHEMA_VERSION:
+        _fail("['schema_version']", f"{SCHEMA_VERSION}", results["schema_version"])
+    tables = set(results["steps_to_tolerance"])
+    for name in ("slope", "slope_fit_range"):
+        if set(results[name]) != tables:
+            _fail(f"[{name!r}]", "one entry per steps_to_tolerance table", sorted(results[name]))
