@@ -68,7 +68,9 @@ def finite_particles(stats: dict[str, Any]) -> np.ndarray:
     return mask
 
 
-def estimate(target: Observable, stats: dict[str, Any]) -> dict[str, float | int]:
+def estimate(
+    target: Observable, stats: dict[str, Any], *, allow_empty: bool = False
+) -> dict[str, float | int]:
     """Features of ``target`` from per-particle statistics: estimates, references, errors.
 
     A particle with any non-finite statistic is excluded from every feature (a NaN overlap is
@@ -77,11 +79,12 @@ def estimate(target: Observable, stats: dict[str, Any]) -> dict[str, float | int
     ``nonfinite`` (particles excluded) and ``particles`` (particles used).
 
     Raises:
-        ValueError: when no particle has finite statistics.
+        ValueError: when no particle has finite statistics, unless ``allow_empty`` (then every
+            estimate and error is NaN, ``particles`` is 0: for tables that must keep the row).
     """
     finite = finite_particles(stats)
     used = int(finite.sum())
-    if used == 0:
+    if used == 0 and not allow_empty:
         raise ValueError(
             f"every particle ({finite.size}) has a non-finite statistic: no feature can be estimated"
         )

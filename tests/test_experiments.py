@@ -98,9 +98,9 @@ def _imported_modules(path: pathlib.Path) -> set[str]:
     return names
 
 
-def test_builds_is_the_only_module_that_imports_sweeps_schedules_or_presets():
+def test_builds_is_the_only_module_that_imports_sweeps_schedules_or_registry():
     package = pathlib.Path(builds.__file__).parent
-    core = ("sweeps", "schedules", "presets")
+    core = ("sweeps", "schedules", "registry")
     importers = set()
     for path in sorted(package.glob("*.py")):
         for name in _imported_modules(path):

@@ -6,7 +6,7 @@ Writes into a folder: ``report.md`` (for a person), ``results.json`` (for a scri
 - :mod:`.config`: :class:`Config` (frozen), :func:`config_for` (``quick``/``default``/``full``),
   the criteria ``P_TOL``, ``S2_TOL``, ``TABLE_STEPS``;
 - :mod:`.builds`: every system, interpolant, schedule and solver the studies run (the only
-  module that imports :mod:`nsjax.sweeps`, :mod:`nsjax.schedules`, :mod:`nsjax.presets`);
+  module that imports :mod:`nsjax.sweeps`, :mod:`nsjax.schedules`, :mod:`nsjax.registry`);
 - :mod:`.studies`: the studies (steps versus dimension on the exact GM reduction, full
   particles, adaptive solvers, sweep versus loop, the dichotomy), each returning a frozen result;
 - :mod:`.verdicts`: prose verdicts from those results;

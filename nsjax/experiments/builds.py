@@ -1,8 +1,10 @@
 """Every system, interpolant, schedule and solver that the studies run: the one adapter to the core.
 
 This is the only module of :mod:`nsjax.experiments` that imports :mod:`nsjax.sweeps`,
-:mod:`nsjax.schedules` or :mod:`nsjax.presets` (``tests/test_experiments.py`` checks it): a
-change of those building blocks is a change of this file alone.
+:mod:`nsjax.schedules` or :mod:`nsjax.registry` (``tests/test_experiments.py`` checks it): a
+change of those building blocks is a change of this file alone. Schedules come from the one
+registry (:func:`nsjax.registry.select`: several presets as one traced pytree, ``d``, ``kappa``
+and ``sigma_max`` traced), so no schedule class is special to the studies.
 
 A *build* maps one grid point (a dict of traced scalars) to ``(system, interpolant, schedule)``
 (:func:`nsjax.sweeps.sweep`); a :class:`Grid` holds the rows ``(schedule name, d)`` of a sweep and
@@ -19,20 +21,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..interpolants import Linear
-from ..presets import preset
 from ..reduction import ReducedGM
-from ..schedules import DDPM, EDM, VPSDE, Cosine
-from ..solve import make_solver
-from ..sweeps import (
-    QuantileReducedGM,
-    ScaledVESDE,
-    Selected,
-    normal_quantiles,
-    paper_params,
-    paper_schedule,
-    sweep,
-)
+from ..registry import PAPER_SCHEDULES, preset, select
+from ..solvers import make_solver
+from ..sweeps import QuantileReducedGM, normal_quantiles, sweep
 from ..targets import CurieWeiss, GaussianMixture
 from ..targets.base import AbstractTarget
 from .config import Config
@@ -54,17 +46,18 @@ __all__ = [
     "sweep",
 ]
 
-# name, interpolant noise (VP: c = 1, VE: c = sqrt(d)), index in _standard_schedules' options,
-# sigma_max rule (None: the class default; "scaled": Song & Ermon's max pairwise distance).
+# row name, preset (its noise scale comes from the registry), sigma_max rule (None: the
+# schedule's default; "scaled": Song & Ermon's max pairwise distance of the data).
 STANDARD = (
-    ("ddpm", "vp", 0, None),
-    ("vpsde", "vp", 1, None),
-    ("cosine", "vp", 2, None),
-    ("vesde", "ve", 3, 348.0),
-    ("edm", "ve", 4, 80.0),
-    ("vesde-scaled", "ve", 3, "scaled"),
-    ("edm-scaled", "ve", 4, "scaled"),
+    ("ddpm", "ddpm", None),
+    ("vpsde", "vpsde", None),
+    ("cosine", "cosine", None),
+    ("vesde", "vesde", 348.0),
+    ("edm", "edm", 80.0),
+    ("vesde-scaled", "vesde", "scaled"),
+    ("edm-scaled", "edm", "scaled"),
 )
+STANDARD_PRESETS = ("ddpm", "vpsde", "cosine", "vesde", "edm")
 """The standard schedules of docs/theory.md §5 as the studies run them."""
 
 
@@ -88,35 +81,40 @@ def paper_grid(names: Sequence[str], dims: Sequence[float], cfg: Config) -> Grid
     rows = [(n, d) for n in names for d in dims if cfg.kappa < math.sqrt(d)]
     if not rows:
         raise ValueError(f"dims must hold a d with sqrt(d) > kappa = {cfg.kappa}, got {dims}")
-    points = [paper_params(n, d, cfg.kappa) for n, d in rows]
-    return _with_target(rows, {k: [pt[k] for pt in points] for k in points[0]}, cfg)
+    columns = {
+        "schedule": [PAPER_SCHEDULES.index(n) for n, _ in rows],
+        "d": [d for _, d in rows],
+        "kappa": [cfg.kappa] * len(rows),
+    }
+    return _with_target(rows, columns, cfg)
 
 
 def kappa_check_grid(dims: Sequence[float], kappas: Sequence[float], cfg: Config) -> Grid:
     """Dilated VP/VE at each of ``kappas`` (constant VP where ``kappa >= sqrt(d)``)."""
-    rows, points = [], []
+    rows, columns = [], {"schedule": [], "d": [], "kappa": []}
     for kappa in kappas:
         for name in ("vp-dilated", "ve-dilated"):
             for d in dims:
                 rows.append((f"{name}(kappa={kappa:g})", d))
                 ok = kappa < math.sqrt(d)
-                points.append(paper_params(name, d, kappa) if ok else paper_params("vp", d))
-    return _with_target(rows, {k: [pt[k] for pt in points] for k in points[0]}, cfg)
+                columns["schedule"].append(PAPER_SCHEDULES.index(name if ok else "vp"))
+                columns["d"].append(d)
+                columns["kappa"].append(kappa if ok else math.sqrt(d) / 2)  # unused by "vp"
+    return _with_target(rows, columns, cfg)
 
 
 def standard_grid(dims: Sequence[float], cfg: Config) -> Grid:
     """Every schedule of :data:`STANDARD` at every ``d`` (GM of ``cfg``)."""
-    rows, cols = [], {k: [] for k in ("d", "c", "k", "sigma_max")}
-    for name, noise, index, smax in STANDARD:
+    rows, cols = [], {k: [] for k in ("d", "k", "sigma_max")}
+    for name, preset_name, smax in STANDARD:
         for d in dims:
             if smax == "scaled":  # Song & Ermon: max pairwise distance of the data ~ |2r + ...|
                 smax_d = math.sqrt(d * (4 + 2 * cfg.sigma2))
             else:
-                smax_d = smax if smax is not None else 1.0
+                smax_d = smax if smax is not None else 1.0  # unused by the VP schedules
             rows.append((name, d))
             cols["d"].append(d)
-            cols["c"].append(math.sqrt(d) if noise == "ve" else 1.0)
-            cols["k"].append(index)
+            cols["k"].append(STANDARD_PRESETS.index(preset_name))
             cols["sigma_max"].append(smax_d)
     return _with_target(rows, {k: np.array(v, float) for k, v in cols.items()}, cfg)
 
@@ -127,26 +125,20 @@ def _reduced_gm(point) -> QuantileReducedGM:
     return QuantileReducedGM(target, dim=point["d"])
 
 
+def _paper_schedule(point):
+    """Paper preset ``PAPER_SCHEDULES[schedule]`` at traced ``(d, kappa)``."""
+    return tuple(select(PAPER_SCHEDULES, point["schedule"], point["d"], kappa=point["kappa"]))
+
+
 def reduced_paper_build(point):
-    """Exact GM reduction at traced ``(p, sigma2, d)``; paper schedule at ``(c, mid, mid_c)``."""
-    return (_reduced_gm(point), *paper_schedule(point))
-
-
-def _standard_schedules(point):
-    c, smax = point["c"], point["sigma_max"]
-    options = (
-        DDPM(noise_scale=c),
-        VPSDE(noise_scale=c),
-        Cosine(noise_scale=c),
-        ScaledVESDE(noise_scale=c, sigma_max=smax),
-        EDM(noise_scale=c, sigma_max=smax),
-    )
-    return Linear(noise_scale=c), Selected(options, point["k"])
+    """Exact GM reduction at traced ``(p, sigma2, d)``; paper schedule at ``(schedule, d, kappa)``."""
+    return (_reduced_gm(point), *_paper_schedule(point))
 
 
 def reduced_standard_build(point):
-    """Exact GM reduction; standard schedule ``k`` of :data:`STANDARD` at ``(c, sigma_max)``."""
-    return (_reduced_gm(point), *_standard_schedules(point))
+    """Exact GM reduction; standard preset ``k`` of :data:`STANDARD_PRESETS` at ``(d, sigma_max)``."""
+    standard = select(STANDARD_PRESETS, point["k"], point["d"], sigma_max=point["sigma_max"])
+    return (_reduced_gm(point), *standard)
 
 
 def _target_key(target: AbstractTarget) -> Hashable:
@@ -174,7 +166,7 @@ class ParticleBuild:
         self._key = _target_key(target)
 
     def __call__(self, point):
-        return (self.target, *paper_schedule(point))
+        return (self.target, *_paper_schedule(point))
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, ParticleBuild) and self._key == other._key

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..solve import sample
+from ..ensemble import sample
 from . import builds, plotting
 from .config import PAPER, Config
 from .studies import AdaptiveStudy, ParticleStudy, Progress, ReductionStudy, silent

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..features import estimate
-from ..solve import sample
+from ..ensemble import sample
 from . import builds
 from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, TABLE_STEPS, Config
 
@@ -282,7 +282,7 @@ class Dichotomy:
 
 # -- the studies ---
 def _gm_features(stats: Mapping[str, np.ndarray], d: float, cfg: Config) -> dict[str, float]:
-    return estimate(builds.target(cfg, "gm", int(round(d))), stats)
+    return estimate(builds.target(cfg, "gm", int(round(d))), stats, allow_empty=True)
 
 
 def reduction_study(cfg: Config, kind: str, progress: Progress = silent) -> ReductionStudy:
@@ -396,7 +396,7 @@ def particle_study(cfg: Config, target_name: str, progress: Progress = silent) -
             for g, (name, _) in enumerate(grid.rows):
                 found = None
                 for i, n in enumerate(TABLE_STEPS):
-                    f = estimate(target, result.point(i, g))
+                    f = estimate(target, result.point(i, g), allow_empty=True)
                     rows.append(_feature_row(name, solver_name, d, n, f, result, i, g))
                     ok = (
                         f["p_error"] <= P_TOL + 2 * f["p_stderr"]
