@@ -22,7 +22,7 @@ Finite differences (per parameter ``x``, ``f`` the compiled loss):
 Each derivative must satisfy ``4 E <= RTOL |fd|`` (the FD value resolves a relative error of
 ``RTOL``, with a factor 4 for the estimate itself, as measured errors reach 2 E; this also proves
 the derivative nonzero) and ``|ad - fd| <= RTOL |fd|`` with ``RTOL = 1e-6``. Measured
-disagreements are 3e-11 to 3e-8 (run with ``-s`` for the table); scaling a derivative by 1.001 fails.
+disagreements are 3e-11 to 8e-8 (run with ``-s`` for the table); scaling a derivative by 1.001 fails.
 
 Forward mode: ``solve`` runs diffrax with its default ``RecursiveCheckpointAdjoint``, a
 ``custom_vjp``, so ``jax.jvp`` through it raises (``test_forward_mode_through_default_adjoint``
@@ -33,7 +33,7 @@ Reverse mode under ``vmap``: equinox's checkpointed while loop (diffrax's defaul
 multiplies ``d/dtheta`` by the batch size when a state leaf does not depend on the mapped input
 (``test_upstream_vmapped_checkpointed_gradient``). ``ReducedGM``'s ``g`` was such a leaf (it starts
 at 1 for every particle); ``ReducedGM.init`` now starts it batched like ``u`` (``1 + 0 u``), and
-the reduced cases here catch a regression (they fail by a factor up to ``NUM_PARTICLES`` without it).
+the reduced cases here catch a regression (without it, measured relative errors 0.16 to 14).
 
 The VE interpolant is ``Linear(noise_scale(...))``: ``make_interpolant`` calls ``float`` on the
 noise scale, so it cannot take a traced dimension.
@@ -179,10 +179,10 @@ def finite_differences(case: Case):
 def check_against_fd(case: Case, derivatives, mode: str):
     """The assertions shared by both modes; prints one table row per parameter."""
     for name, ad, (fd, bound, h) in zip(NAMES, derivatives, finite_differences(case)):
-        err = abs(ad - fd) / abs(fd)
+        err, rel_bound = (abs(ad - fd) / abs(fd), bound / abs(fd)) if fd else (math.inf, math.inf)
         print(
             f"\n  {mode:7s} {str(case):42s} d/d{name:6s} = {ad: .10e}  "
-            f"fd-rel-err {err:.1e}  fd-bound {bound / abs(fd):.1e}  "
+            f"fd-rel-err {err:.1e}  fd-bound {rel_bound:.1e}  "
             f"h/|x| {h / abs(THETA0[NAMES.index(name)]):.0e}",
             end="",
         )
@@ -192,18 +192,18 @@ def check_against_fd(case: Case, derivatives, mode: str):
 
 
 FULL_EULER = Case("full", "vp", "euler", 32, 10)
-FULL_PIECES = Case("full", "vp", "heun", 64, (4, 4))  # traced counts: the steps of N = 8
+FULL_PIECES = Case("full", "vp", "rk4", 16, (3, 3))  # traced counts: the steps of N = 6
 REDUCED_RK4 = Case("reduced", "vp", "rk4", 10**6, 6)
 REDUCED_TRACED = Case("reduced", "vp", "euler", 10**6, 10, traced_dim=True)
-REVERSE_CASES = [
+REVERSE_CASES = [  # each solver on each system, VP and VE on each, static and traced d
     FULL_EULER,
-    Case("full", "vp", "rk4", 16, 6),
     Case("full", "ve", "heun", 16, 8),
+    FULL_PIECES,
     REDUCED_RK4,
     REDUCED_TRACED,
-    FULL_PIECES,
+    Case("reduced", "ve", "heun", 10**6, 8, traced_dim=True),
 ]
-FORWARD_CASES = [REDUCED_RK4, FULL_PIECES]
+FORWARD_CASES = [REDUCED_RK4]
 
 
 @pytest.mark.parametrize("case", REVERSE_CASES, ids=str)
@@ -239,9 +239,9 @@ def test_forward_mode_through_default_adjoint():
 
 
 def test_piece_steps_take_the_fixed_grid_steps():
-    """PieceSteps((4, 4)) (traced counts, ConstantStepSize) takes the steps of N = 8 (StepTo), so its
+    """PieceSteps((3, 3)) (traced counts, ConstantStepSize) takes the steps of N = 6 (StepTo), so its
     FD-checked gradient is that of the fixed-grid solve; the loss agrees at three parameter points."""
-    grid = dataclasses.replace(FULL_PIECES, steps=8)
+    grid = dataclasses.replace(FULL_PIECES, steps=6)
     theta, dim = _args(grid)
     loss_n = jax.jit(build_loss(grid))
     for shift in (0.0, 0.1, -0.1):
@@ -249,7 +249,7 @@ def test_piece_steps_take_the_fixed_grid_steps():
         value_p, _ = value_and_grad(FULL_PIECES)(point, dim)
         value_n = loss_n(point, dim)
         loss_rel = abs(value_p / value_n - 1)
-        print(f"\n  PieceSteps vs N = 8 at theta (1 {shift:+.1f}): loss rel {loss_rel:.1e}", end="")
+        print(f"\n  PieceSteps vs N = 6 at theta (1 {shift:+.1f}): loss rel {loss_rel:.1e}", end="")
         np.testing.assert_allclose(float(value_p), float(value_n), rtol=ROUNDING)
 
 
@@ -286,15 +286,17 @@ def test_gradient_descent_lowers_loss():
         theta, value, grad = new_theta, new_value, new_grad
 
 
-@pytest.mark.xfail(strict=True, reason="equinox checkpointed while loop: grad of vmap scales by batch")
+@pytest.mark.xfail(
+    raises=AssertionError, strict=True, reason="equinox checkpointed loop: vmap grad scaled by batch"
+)
 def test_upstream_vmapped_checkpointed_gradient():
     """Upstream (equinox 0.13.8 / diffrax 0.7.2 / jax 0.10.2): under ``vmap``, a carry leaf that
     does not depend on the mapped input (``g``) next to one that does (``q``, whose update involves
     ``theta``) gets ``d/dtheta`` multiplied by the batch size through diffrax's default
     ``RecursiveCheckpointAdjoint`` (``equinox.internal.while_loop(kind="checkpointed")``).
     ``ReducedGM.init`` works around it by starting ``g = 1 + 0 u`` (batched like ``u``); without
-    that, the reduced cases above get d/dkappa and d/dsigma2 wrong by factors up to ``NUM_PARTICLES``
-    (measured: 2.5x to 14x relative errors). XPASS means upstream fixed it.
+    that, the reduced cases above get d/dkappa and d/dsigma2 wrong (the ``g`` path scaled by
+    ``NUM_PARTICLES``; measured relative errors 0.16 to 14). XPASS means upstream fixed it.
     """
     xs = jnp.array([1.0, 2.0, 3.0])
 
