@@ -63,7 +63,7 @@ class ReducedGM(AbstractSystem):
         dof = jnp.asarray(self.dimension, dtype) - 1
         gamma = jax.random.gamma(key_q, jnp.maximum(dof, 1) / 2, (), dtype)
         q = scale**2 * jnp.where(dof > 0, 2 * gamma, 0.0)
-        return ReducedState(u, jnp.ones((), dtype), q)
+        return ReducedState(u, 1 + 0 * u, q)  # g batched like u under vmap: see tests/test_gradients.py
 
     def from_full(self, x: Float[Array, " dim"]) -> ReducedState:
         """The reduced coordinates of a full particle ``x`` (for oracle tests)."""
