@@ -69,7 +69,7 @@ class ReducedGM(AbstractSystem):
         """The reduced coordinates of a full particle ``x`` (for oracle tests)."""
         u = self.target.r_dot(x) / self.r_norm
         x_perp = x - self.target.r_times(u / self.r_norm)
-        return ReducedState(u, jnp.ones_like(u), jnp.sum(x_perp**2))
+        return ReducedState(u, 1 + 0 * u, jnp.sum(x_perp**2))  # g batched like u (see init)
 
     def _parts(self, interpolant, tau, tau_c, state):
         return self.target.posterior_parts(interpolant, tau, tau_c, self.r_norm * state.u)

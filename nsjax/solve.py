@@ -256,6 +256,7 @@ def solve(
     save: Save | None = None,
     max_steps: int = 100_000,
     dtype: Any = None,
+    adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> Solution:
     """One particle from noise to data through ``dX/dt = tau'(t) b(tau(t), X)`` (docs/theory.md §1).
 
@@ -271,6 +272,9 @@ def solve(
         save: path summaries to keep (:class:`Save`).
         max_steps: cap on adaptive steps per piece (fixed grids use exactly their length).
         dtype: of the state and times (default: ``y0``'s, else float32).
+        adjoint: how to differentiate the solve (default diffrax's
+            ``RecursiveCheckpointAdjoint``: reverse mode, ``jax.grad``); pass
+            ``diffrax.ForwardMode()`` for forward mode (``jax.jvp``, ``jax.jacfwd``).
 
     Returns:
         :class:`Solution`. A piece that runs out of ``max_steps`` leaves ``successful`` False and
@@ -322,6 +326,7 @@ def solve(
             stepsize_controller=controller,
             max_steps=piece_max or max_steps,
             throw=False,
+            adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
         )
         y = jax.tree.map(lambda leaf: leaf[-1], sol.ys[0])
         if len(subs) > 1:

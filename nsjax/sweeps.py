@@ -66,7 +66,8 @@ class QuantileReducedGM(ReducedGM):
     def init(self, key, scale, dtype):
         z = jnp.asarray(key, dtype)
         dof = jnp.maximum(jnp.asarray(self.dimension, dtype) - 1, 0)
-        return ReducedState(scale * z, jnp.ones((), dtype), scale**2 * dof)
+        u = scale * z
+        return ReducedState(u, 1 + 0 * u, scale**2 * dof)  # g batched like u: ReducedGM.init
 
 
 def normal_quantiles(n: int) -> np.ndarray:

@@ -26,8 +26,7 @@ disagreements are 3e-11 to 8e-8 (run with ``-s`` for the table); scaling a deriv
 
 Forward mode: ``solve`` runs diffrax with its default ``RecursiveCheckpointAdjoint``, a
 ``custom_vjp``, so ``jax.jvp`` through it raises (``test_forward_mode_through_default_adjoint``
-records that); the forward-mode tests run the same solve with ``adjoint=diffrax.ForwardMode()``
-patched into ``diffrax.diffeqsolve`` while tracing.
+records that); the forward-mode tests run the same solve with ``solve(..., adjoint=diffrax.ForwardMode())``.
 
 Reverse mode under ``vmap``: equinox's checkpointed while loop (diffrax's default adjoint)
 multiplies ``d/dtheta`` by the batch size when a state leaf does not depend on the mapped input
@@ -35,8 +34,6 @@ multiplies ``d/dtheta`` by the batch size when a state leaf does not depend on t
 at 1 for every particle); ``ReducedGM.init`` now starts it batched like ``u`` (``1 + 0 u``), and
 the reduced cases here catch a regression (without it, measured relative errors 0.16 to 14).
 
-The VE interpolant is ``Linear(noise_scale(...))``: ``make_interpolant`` calls ``float`` on the
-noise scale, so it cannot take a traced dimension.
 """
 
 from __future__ import annotations
@@ -45,7 +42,6 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from unittest import mock
 
 import diffrax
 import jax
@@ -85,7 +81,7 @@ class Case:
         return f"{self.system}-{self.noise}-{self.solver}-{dim}-{steps}"
 
 
-def build_loss(case: Case):
+def build_loss(case: Case, adjoint=None):
     """``loss(theta, dim)``: ``theta = (kappa, p, sigma2)``; ``dim`` a scalar when traced, else None."""
 
     def loss(theta, dim):
@@ -102,7 +98,8 @@ def build_loss(case: Case):
         solver = nsjax.make_solver(case.solver)
         sol = jax.vmap(
             lambda key: nsjax.solve(
-                system, interpolant, schedule, key=key, steps=steps, solver=solver, dtype=jnp.float64
+                system, interpolant, schedule, key=key, steps=steps, solver=solver, dtype=jnp.float64,
+                adjoint=adjoint,
             )
         )(KEYS)
         if case.system == "reduced":
@@ -129,24 +126,16 @@ def value_and_grad(case: Case):
     return jax.jit(jax.value_and_grad(build_loss(case))).lower(theta, dim).compile()
 
 
-def _forward_adjoint():
-    """``diffrax.diffeqsolve`` with ``adjoint=ForwardMode()`` (forward-mode differentiable)."""
-    return mock.patch.object(
-        diffrax, "diffeqsolve", functools.partial(diffrax.diffeqsolve, adjoint=diffrax.ForwardMode())
-    )
-
-
 @functools.cache
 def value_and_jvp(case: Case):
-    """Compiled ``(L, dL/dtheta . v)`` (forward mode), traced with the forward-mode adjoint."""
+    """Compiled ``(L, dL/dtheta . v)`` (forward mode, ``solve(..., adjoint=ForwardMode())``)."""
     theta, dim = _args(case)
-    loss = build_loss(case)
+    loss = build_loss(case, adjoint=diffrax.ForwardMode())
 
     def fn(theta, tangent, dim):
         return jax.jvp(lambda th: loss(th, dim), (theta,), (tangent,))
 
-    with _forward_adjoint():
-        return jax.jit(fn).lower(theta, theta, dim).compile()
+    return jax.jit(fn).lower(theta, theta, dim).compile()
 
 
 @functools.cache

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..features import estimate
 from ..ensemble import sample
+from ..features import estimate
 from . import builds
 from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, TABLE_STEPS, Config
 
