@@ -46,6 +46,10 @@ def load_pretrained(folder: str | Path) -> Partial:
     (B, C, H, W) float32, ``timestep`` scalar or (B,) (DDPM index, or sigma for Fourier-embedded
     models). ``f.args[0]`` is the parameter tree; the config is
     :func:`flax_celeba.config.load_config` of the same folder.
+
+    A damaged folder raises :class:`~flax_celeba.config.CheckpointError` (a ``ValueError``;
+    ``MissingFileError`` for an absent file is also a ``FileNotFoundError``) naming the file, and
+    the tensor or field with what was expected and found (:mod:`flax_celeba.convert`).
     """
     config, params = load_params(folder)
     return network_from_params(config, params)

@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main", "build_parser"]
 
 DEFAULT_STEPS = {"epsilon": (10, 20, 50, 100, 200, 500, 1000), "score": (333, 500, 667, 1000)}
@@ -118,9 +120,38 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     classifier = _load_classifier(args.classifier)
     labels = classifier(load_images(args.folder))
     histogram = attribute_histogram(labels, classifier.num_classes)
-    save_histogram(args.out, histogram, args.classifier)
-    print(f"wrote {args.out}: {histogram.round(4).tolist()}")
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=classifier.num_classes)
+    save_histogram(args.out, histogram, args.classifier, counts=counts)
+    print(f"wrote {args.out}: {histogram.round(4).tolist()} ({int(counts.sum())} images)")
     return 0
+
+
+def _check_sweep(model, methods: Sequence[str], steps: Sequence[int]) -> None:
+    """Every method and step count is valid for ``model`` before any image is drawn."""
+    from .pipeline import make_schedule
+
+    native = {"ancestral": "epsilon", "pc": "score"}
+    for n in steps:
+        if n < 1:
+            raise ValueError(f"--steps: {n}, need step counts >= 1")
+    for method in methods:
+        if method in native:
+            if model.parameterization != native[method]:
+                raise ValueError(
+                    f"--methods: {method!r} needs a {native[method]} model, this one is a "
+                    f"{model.parameterization} model"
+                )
+        elif method.startswith("ode:"):
+            make_schedule(method[4:], model, 1.0)  # ValueError naming the known schedules
+        else:
+            raise ValueError(f"--methods: unknown method {method!r} (ancestral, pc, ode:SCHEDULE)")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=sorted({k for r in rows for k in r}))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -129,7 +160,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     model = load_model(args.model, sigma_max=args.sigma_max)
     steps = args.steps or DEFAULT_STEPS[model.parameterization]
     methods = args.methods or DEFAULT_METHODS[model.parameterization]
+    _check_sweep(model, methods, steps)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for method in methods:
         for n in steps:
@@ -141,12 +174,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             row = {"method": method, "steps": n, "seconds": round(seconds, 2)}
             row.update({k: v for k, v in _measure(folder, args).items() if k != "folder"})
             rows.append(row)
+            _write_csv(out / "sweep.csv", rows)  # after every cell: a crash keeps what was done
             print(json.dumps(row))
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=sorted({k for r in rows for k in r}))
-        writer.writeheader()
-        writer.writerows(rows)
     print(f"wrote {out / 'sweep.csv'}")
     return 0
 

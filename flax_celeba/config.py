@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
+    "MissingFileError",
+    "InvalidConfig",
     "UnsupportedOption",
     "UNetConfig",
     "DOWN_BLOCK_TYPES",
@@ -24,7 +27,9 @@ __all__ = [
     "PRESETS",
     "DDPM_CELEBAHQ_256",
     "NCSNPP_CELEBAHQ_256",
+    "WEIGHT_FILES",
     "find_model_folder",
+    "read_json",
     "load_config",
 ]
 
@@ -36,8 +41,41 @@ ACTIVATIONS = ("silu", "swish", "mish", "gelu", "relu")
 _IGNORED_KEYS = ("_class_name", "_diffusers_version", "_name_or_path", "_use_default_values")
 
 
-class UnsupportedOption(ValueError):
+class CheckpointError(ValueError):
+    """A model folder that cannot be loaded; the message names the file and what is wrong.
+
+    ``file``: the offending file (``None`` when the error concerns values given in code);
+    ``case``: a short tag of the kind of damage (``"missing-file"``, ``"unreadable-json"``,
+    ``"format-version"``, ``"invalid-config"``, ``"unsupported-option"``, ``"tensor-mismatch"``,
+    ``"corrupt-file"``, ``"bad-dtype"``, ``"non-finite"``).
+    """
+
+    default_case: str | None = None
+
+    def __init__(
+        self, message: str, *, file: str | Path | None = None, case: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.file = None if file is None else Path(file)
+        self.case = case if case is not None else self.default_case
+
+
+class MissingFileError(CheckpointError, FileNotFoundError):
+    """A file a model folder needs is absent (also a ``FileNotFoundError``)."""
+
+    default_case = "missing-file"
+
+
+class InvalidConfig(CheckpointError):
+    """A configuration value outside its allowed range (the message names field and range)."""
+
+    default_case = "invalid-config"
+
+
+class UnsupportedOption(CheckpointError):
     """A ``config.json`` option (or value) that flax_celeba does not implement."""
+
+    default_case = "unsupported-option"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +123,10 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("down_block_types", "up_block_types", "block_out_channels"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                raise InvalidConfig(f"{name}: {value!r}, need a list (one entry per block)")
+            object.__setattr__(self, name, tuple(value))
         if isinstance(self.sample_size, list):
             object.__setattr__(self, "sample_size", tuple(self.sample_size))
         object.__setattr__(
@@ -102,15 +143,17 @@ class UNetConfig:
         return self.time_embedding_dim or self.block_out_channels[0] * 4
 
     def validate(self) -> None:
-        """Raise ``UnsupportedOption``/``ValueError`` naming an option flax_celeba cannot honour."""
+        """Raise ``InvalidConfig``/``UnsupportedOption`` naming an option flax_celeba cannot
+        honour (both are ``ValueError``)."""
+        self._validate_values()
         n = len(self.block_out_channels)
         if len(self.down_block_types) != len(self.up_block_types):
-            raise ValueError(
+            raise InvalidConfig(
                 "down_block_types and up_block_types must have the same length, got "
                 f"{self.down_block_types} and {self.up_block_types}"
             )
         if len(self.down_block_types) != n:
-            raise ValueError(
+            raise InvalidConfig(
                 f"block_out_channels ({self.block_out_channels}) must have one entry per down "
                 f"block ({self.down_block_types})"
             )
@@ -169,11 +212,64 @@ class UNetConfig:
                 (self.sample_size,) * 2 if isinstance(self.sample_size, int) else self.sample_size
             )
             if any(s % factor for s in sizes):
-                raise ValueError(f"sample_size {self.sample_size} must be a multiple of {factor}")
+                raise InvalidConfig(f"sample_size {self.sample_size} must be a multiple of {factor}")
+        self._validate_divisibility()
+
+    def _validate_values(self) -> None:
+        """Types and ranges of the numeric fields."""
+        for name in ("in_channels", "out_channels", "layers_per_block"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("time_embedding_dim", "attention_head_dim", "norm_num_groups"):
+            _check_int(name, getattr(self, name), minimum=1, optional=True)
+        _check_int("attn_norm_num_groups", self.attn_norm_num_groups, minimum=1, optional=True)
+        _check_int("downsample_padding", self.downsample_padding, minimum=0)
+        if not self.block_out_channels:
+            raise InvalidConfig("block_out_channels: empty, need at least one block")
+        for i, channels in enumerate(self.block_out_channels):
+            _check_int(f"block_out_channels[{i}]", channels, minimum=1)
+        if isinstance(self.sample_size, tuple) and len(self.sample_size) != 2:
+            raise InvalidConfig(f"sample_size: {self.sample_size!r}, need an int or [height, width]")
+        sides = self.sample_size if isinstance(self.sample_size, tuple) else (self.sample_size,)
+        for side in sides:
+            _check_int("sample_size", side, minimum=1, optional=self.sample_size is None)
+        for name, value, low in (
+            ("norm_eps", self.norm_eps, 0.0),
+            ("mid_block_scale_factor", self.mid_block_scale_factor, 0.0),
+        ):
+            if not _is_real(value) or not (math.isfinite(value) and value > low):
+                raise InvalidConfig(f"{name}: {value!r}, need a finite number > {low:g}")
+        for name in ("freq_shift", "dropout"):
+            if not _is_real(getattr(self, name)) or not math.isfinite(getattr(self, name)):
+                raise InvalidConfig(f"{name}: {getattr(self, name)!r}, need a finite number")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidConfig(f"dropout: {self.dropout!r}, need 0 <= dropout < 1")
+
+    def _validate_divisibility(self) -> None:
+        """The group and head counts divide the channels they split (block types known valid)."""
+        if self.norm_num_groups is not None and not _uses_skip(self):
+            for i, channels in enumerate(self.block_out_channels):
+                if channels % self.norm_num_groups:
+                    raise InvalidConfig(
+                        f"norm_num_groups: {self.norm_num_groups} does not divide "
+                        f"block_out_channels[{i}] = {channels} (GroupNorm needs it to)"
+                    )
+        if self.attention_head_dim is not None:
+            blocks = zip(self.block_out_channels, self.down_block_types)
+            attn = [c for c, b in blocks if b.startswith("Attn")]
+            if self.mid_block_type is not None and self.add_attention:
+                attn.append(self.block_out_channels[-1])
+            for channels in attn:
+                if channels % self.attention_head_dim:
+                    raise InvalidConfig(
+                        f"attention_head_dim: {self.attention_head_dim} does not divide the "
+                        f"{channels} channels of an attention layer"
+                    )
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> UNetConfig:
         """Build from a diffusers ``config.json`` dict; unknown keys raise ``UnsupportedOption``."""
+        if not isinstance(config, dict):
+            raise InvalidConfig(f"a UNet config must be a JSON object, got {type(config).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         cls_name = config.get("_class_name", "UNet2DModel")
         if cls_name != "UNet2DModel":
@@ -198,7 +294,20 @@ class UNetConfig:
 
 def _strip_unetres(name: str) -> str:
     # diffusers' get_down_block/get_up_block strip a "UNetRes" prefix.
-    return name[7:] if name.startswith("UNetRes") else name
+    return name[7:] if isinstance(name, str) and name.startswith("UNetRes") else name
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+    """``value`` is an int >= ``minimum`` (or ``None`` when ``optional``); else ``InvalidConfig``."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or null" if optional else "")
+        raise InvalidConfig(f"{name}: {value!r}, need {allowed}")
 
 
 def _uses_skip(config: UNetConfig) -> bool:
@@ -288,30 +397,83 @@ PRESETS: dict[str, UNetConfig] = {
 }
 
 
+WEIGHT_FILES = (
+    "flax_params.safetensors",
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+)
+"""Weight files a model folder may hold (converted first, then diffusers')."""
+
+
 def find_model_folder(folder: str | Path) -> Path:
     """The folder holding the UNet's ``config.json``: ``folder`` itself or its ``unet/``.
 
     Hub pipelines store the UNet either at the top (google/ddpm-*) or under ``unet/``
-    (google/ncsnpp-*). Raises ``FileNotFoundError`` with download instructions otherwise.
+    (google/ncsnpp-*). Raises ``MissingFileError`` (a ``FileNotFoundError``) naming the missing
+    ``config.json`` when weights are there without it, with download instructions otherwise.
     """
     folder = Path(folder)
-    for candidate in (folder, folder / "unet"):
+    candidates = (folder, folder / "unet")
+    for candidate in candidates:
         if (candidate / "config.json").is_file():
             return candidate
-    raise FileNotFoundError(
+    for candidate in candidates:
+        weights = [name for name in WEIGHT_FILES if (candidate / name).is_file()]
+        if weights:
+            path = candidate / "config.json"
+            raise MissingFileError(
+                f"{path}: missing. {candidate} holds {weights[0]} but not the diffusers "
+                "config.json that describes its UNet: copy it from the source checkpoint (or "
+                "re-run `flax-celeba convert`)",
+                file=path,
+            )
+    raise MissingFileError(
         f"no UNet config.json in {folder} (nor in {folder / 'unet'}). Download a checkpoint on a "
         "machine with internet, e.g.\n"
         f"  huggingface-cli download google/ddpm-celebahq-256 --local-dir {folder}\n"
         f"  huggingface-cli download google/ncsnpp-celebahq-256 --local-dir {folder}\n"
-        "then copy the folder here (nothing is downloaded at run time)."
+        "then copy the folder here (nothing is downloaded at run time).",
+        file=folder / "config.json",
     )
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; ``CheckpointError`` naming the file, line and column if it is not
+    valid JSON (e.g. truncated)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise CheckpointError(
+            f"{path}: not a text (JSON) file ({err})", file=path, case="unreadable-json"
+        ) from err
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}; "
+            f"{len(text)} characters)",
+            file=path,
+            case="unreadable-json",
+        ) from err
+
+
 def load_config(folder: str | Path | None = None, preset: str | None = None) -> UNetConfig:
-    """The config of ``folder`` (its ``config.json``), else the named preset."""
+    """The config of ``folder`` (its ``config.json``), else the named preset.
+
+    A bad ``config.json`` raises ``CheckpointError`` (``InvalidConfig``, ``UnsupportedOption``)
+    whose message starts with the file's path and names the field.
+    """
     if folder is not None:
         path = find_model_folder(folder) / "config.json"
-        return UNetConfig.from_dict(json.loads(path.read_text()))
+        try:
+            return UNetConfig.from_dict(read_json(path))
+        except CheckpointError as err:
+            if err.file is not None:
+                raise
+            raise type(err)(f"{path}: {err}", file=path, case=err.case) from err
+        except (TypeError, AttributeError) as err:  # a value of the wrong type
+            raise InvalidConfig(f"{path}: a value has the wrong type: {err}", file=path) from err
     if preset is None:
         raise ValueError("give a model folder or a preset name")
     if preset not in PRESETS:

@@ -90,11 +90,19 @@ def high_level_error(
 
 
 def no_face_percentage(images: Iterable[np.ndarray], detector: FaceDetector) -> float:
-    """Percentage of images in which ``detector`` finds no face."""
+    """``100 * #{images with detector(image) == 0} / #images``.
+
+    ``detector`` must return a non-negative integer face count (``ValueError`` otherwise).
+    """
     found = [detector(np.asarray(image)) for image in images]
     if not found:
         raise ValueError("no_face_percentage: no images")
-    return 100.0 * float(np.mean([count == 0 for count in found]))
+    for i, count in enumerate(found):
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+            raise ValueError(f"detector returned {count!r} for image {i}, need a face count")
+        if count < 0:
+            raise ValueError(f"detector returned {count} faces for image {i}, need >= 0")
+    return 100.0 * sum(count == 0 for count in found) / len(found)
 
 
 def _as_uint8_rgb(image: np.ndarray) -> np.ndarray:
@@ -227,9 +235,18 @@ def load_images(folder: str | Path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
 
 
-def save_histogram(path: str | Path, histogram: np.ndarray, classifier_name: str) -> None:
-    """Store a reference histogram as JSON (``{"classifier": ..., "histogram": [...]}``)."""
-    data = {"classifier": classifier_name, "histogram": [float(v) for v in histogram]}
+def save_histogram(
+    path: str | Path,
+    histogram: np.ndarray,
+    classifier_name: str,
+    counts: Sequence[int] | None = None,
+) -> None:
+    """Store a reference histogram as JSON: ``{"classifier", "histogram"}``, plus ``"counts"``
+    (images per class) and ``"num_images"`` (their sum) when ``counts`` is given."""
+    data: dict = {"classifier": classifier_name, "histogram": [float(v) for v in histogram]}
+    if counts is not None:
+        data["counts"] = [int(c) for c in counts]
+        data["num_images"] = int(sum(data["counts"]))
     Path(path).write_text(json.dumps(data, indent=2))
 
 

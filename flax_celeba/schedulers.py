@@ -8,14 +8,13 @@ them (float32 tables), read from a ``scheduler_config.json`` or from the CelebA-
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import UnsupportedOption
+from .config import CheckpointError, InvalidConfig, UnsupportedOption, read_json
 
 __all__ = [
     "DDPMSchedulerConfig",
@@ -42,6 +41,10 @@ class DDPMSchedulerConfig:
     steps_offset: int = 0
 
     def __post_init__(self) -> None:
+        _check_int("num_train_timesteps", self.num_train_timesteps, 1)
+        _check_int("steps_offset", self.steps_offset, 0)
+        _check_range("beta_start", self.beta_start, 0.0, 1.0)
+        _check_range("beta_end", self.beta_end, 0.0, 1.0)
         if self.beta_schedule not in ("linear", "scaled_linear"):
             raise UnsupportedOption(
                 f"beta_schedule: {self.beta_schedule!r} (linear, scaled_linear)"
@@ -95,6 +98,14 @@ class VESchedulerConfig:
     sampling_eps: float = 1e-5
     correct_steps: int = 1
 
+    def __post_init__(self) -> None:
+        _check_int("num_train_timesteps", self.num_train_timesteps, 1)
+        _check_int("correct_steps", self.correct_steps, 0)
+        _check_range("snr", self.snr, 0.0, math.inf)
+        _check_range("sigma_min", self.sigma_min, 0.0, math.inf)
+        _check_range("sigma_max", self.sigma_max, self.sigma_min, math.inf)
+        _check_range("sampling_eps", self.sampling_eps, 0.0, 1.0)
+
     def timesteps(self, num_inference_steps: int) -> np.ndarray:
         """``linspace(1, sampling_eps, N)`` in float32."""
         return np.linspace(1.0, self.sampling_eps, num_inference_steps).astype(np.float32)
@@ -118,6 +129,18 @@ class VESchedulerConfig:
         return np.arange(num_inference_steps - 1, -1, -1, dtype=np.int64)
 
 
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidConfig(f"{name}: {value!r}, need an integer >= {minimum}")
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    """``low < value < high`` for a real ``value``; else ``InvalidConfig`` naming the range."""
+    real = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not real or not low < value < high:
+        raise InvalidConfig(f"{name}: {value!r}, need a number in ({low:g}, {high:g})")
+
+
 # DDPMScheduler of google/ddpm-celebahq-256 (shared/CELEBA.md: public copies of its scheduler
 # config, same as ddpm-cat-256/church-256): 1000 steps, linear 1e-4..0.02, fixed_small, clipped.
 DDPM_CELEBAHQ_SCHEDULER = DDPMSchedulerConfig()
@@ -129,8 +152,15 @@ VE_CELEBAHQ_SCHEDULER = VESchedulerConfig(snr=0.075, sigma_min=0.01, sigma_max=3
 
 
 def load_scheduler_config(path: str | Path) -> DDPMSchedulerConfig | VESchedulerConfig:
-    """A ``scheduler_config.json`` (DDPMScheduler or ScoreSdeVeScheduler) as a config object."""
-    data: dict[str, Any] = json.loads(Path(path).read_text())
+    """A ``scheduler_config.json`` (DDPMScheduler or ScoreSdeVeScheduler) as a config object.
+
+    Bad content raises ``CheckpointError`` (``InvalidConfig``, ``UnsupportedOption``) whose
+    message starts with ``path`` and names the field and its allowed values.
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{path}: must be a JSON object, got {type(data).__name__}", file=path)
     cls_name = data.get("_class_name")
     cls: type[DDPMSchedulerConfig] | type[VESchedulerConfig]
     if cls_name == "DDPMScheduler":
@@ -139,7 +169,7 @@ def load_scheduler_config(path: str | Path) -> DDPMSchedulerConfig | VEScheduler
         cls = VESchedulerConfig
     else:
         raise UnsupportedOption(
-            f"{path}: _class_name {cls_name!r} (DDPMScheduler or ScoreSdeVeScheduler)"
+            f"{path}: _class_name {cls_name!r} (DDPMScheduler or ScoreSdeVeScheduler)", file=path
         )
     known = {f.name for f in dataclasses.fields(cls)}
     extra = {k: v for k, v in data.items() if k not in known and not k.startswith("_")}
@@ -155,5 +185,8 @@ def load_scheduler_config(path: str | Path) -> DDPMSchedulerConfig | VEScheduler
         k: v for k, v in bad.items() if k not in ("dynamic_thresholding_ratio", "sample_max_value")
     }
     if bad:
-        raise UnsupportedOption(f"{path}: scheduler options not supported: {bad}")
-    return cls(**{k: v for k, v in data.items() if k in known})
+        raise UnsupportedOption(f"{path}: scheduler options not supported: {bad}", file=path)
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except CheckpointError as err:
+        raise type(err)(f"{path}: {err}", file=path, case=err.case) from err

@@ -73,6 +73,51 @@ def test_haar_detector_blank_noise_and_drawn_face():
     assert no_face_percentage([blank, drawn_face(), noise, drawn_face()], detector) == 50.0
 
 
+class CountingDetector:
+    """A stub detector returning given face counts in turn, recording the images it saw."""
+
+    def __init__(self, counts):
+        self.counts, self.seen = list(counts), []
+
+    def __call__(self, image):
+        self.seen.append(np.asarray(image).copy())
+        return self.counts[len(self.seen) - 1]
+
+
+def test_no_face_percentage_counts_images_without_a_face():
+    images = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    detector = CountingDetector([0, 2, 0, 1, np.int64(5)])
+    assert no_face_percentage(images, detector) == 40.0  # 2 of 5 have no face
+    assert len(detector.seen) == 5  # each image once, in order
+    for seen, image in zip(detector.seen, images):
+        np.testing.assert_array_equal(seen, image)
+    assert no_face_percentage(images[:3], CountingDetector([0, 0, 0])) == 100.0
+    assert no_face_percentage(images[:3], CountingDetector([1, 3, 1])) == 0.0
+    assert no_face_percentage(images[:3], CountingDetector([0, 1, 1])) == pytest.approx(100 / 3)
+    for bad in (-1, None, 0.5, True):
+        with pytest.raises(ValueError, match="image 1"):
+            no_face_percentage(images[:2], CountingDetector([0, bad]))
+    with pytest.raises(ValueError, match="no images"):
+        no_face_percentage([], CountingDetector([]))
+
+
+def test_cli_features_on_blank_and_drawn_faces(tmp_path, capsys):
+    """``flax-celeba features`` with the Haar cascade: blank images have no face (100%), and a
+    folder of 2 drawn faces and 2 blank images gives 50%."""
+    from PIL import Image
+
+    blank = np.zeros((256, 256, 3), np.uint8)
+    for name, images in {"blank": [blank] * 3, "mixed": [blank, drawn_face()] * 2}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(folder / f"{i}.png")
+        assert cli.main(["features", str(folder)]) == 0
+        result = json.loads((folder / "features.json").read_text())
+        assert result["num_images"] == len(images)
+        assert result["no_face_percent"] == {"blank": 100.0, "mixed": 50.0}[name]
+
+
 def test_cli_convert_sample_features(small_vp, small_ve, tmp_path, capsys):
     _, vp_folder = small_vp
     converted = tmp_path / "vp_flax"
@@ -123,7 +168,8 @@ def test_cli_convert_sample_features(small_vp, small_ve, tmp_path, capsys):
     assert json.loads((out / "meta.json").read_text())["method"] == "pc"
     assert cli.main(["features", str(out)]) == 0
     result = json.loads((out / "features.json").read_text())
-    assert result["num_images"] == 2 and 0.0 <= result["no_face_percent"] <= 100.0
+    # 16x16 samples are smaller than the Haar cascade's 24x24 window: no face can be found
+    assert result["num_images"] == 2 and result["no_face_percent"] == 100.0
 
 
 def test_cli_missing_model_says_how_to_download(tmp_path, capsys):
