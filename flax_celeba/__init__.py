@@ -6,7 +6,15 @@ VE predictor-corrector and probability-flow ODE samplers; ``flax-celeba`` is the
 """
 
 from .api import load_pretrained, network_from_params
-from .config import PRESETS, UNetConfig, UnsupportedOption, load_config
+from .config import (
+    PRESETS,
+    CheckpointError,
+    InvalidConfig,
+    MissingFileError,
+    UNetConfig,
+    UnsupportedOption,
+    load_config,
+)
 from .convert import ConversionError, load_params
 from .denoisers import LevelDenoiser, ddpm_denoiser, ve_denoiser
 from .samplers import ddpm_ancestral, probability_flow, ve_predictor_corrector
@@ -19,6 +27,9 @@ __all__ = [
     "PRESETS",
     "UNetConfig",
     "UnsupportedOption",
+    "CheckpointError",
+    "InvalidConfig",
+    "MissingFileError",
     "load_config",
     "ConversionError",
     "load_params",
