@@ -259,7 +259,7 @@ def euler_plan(d: int, steps: int) -> list[tuple[float, float, float, float]]:
 
 
 def gm_coefficients(d: int, tau: float, tau_c: float, p: float = 0.8, sigma2: float = 0.25):
-    """VE linear-interpolant GM velocity ``b = A x + (Bm) tanh(h + beta r.x / D) r`` (MATH.md §2)."""
+    """VE linear-interpolant GM velocity ``b = A x + (Bm) tanh(h + beta r.x / D) r`` (docs/theory.md §2)."""
     c2 = float(d)
     c2a2 = c2 * tau_c**2
     D = c2a2 + sigma2 * tau**2

@@ -1,4 +1,4 @@
-"""A diffusers-style network as a denoiser at any signal-to-noise ratio (MATH.md §5).
+"""A diffusers-style network as a denoiser at any signal-to-noise ratio (docs/theory.md §5).
 
 Every network here has diffusers' interface ``network(sample NCHW, timestep (B,)) -> NCHW`` and
 one of two parameterisations:

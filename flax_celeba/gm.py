@@ -3,7 +3,7 @@
 ``gm_network`` wraps ``nsjax.targets.GaussianMixture`` (``d = C H W``, modes ``±r``) in the
 diffusers network interface ``(sample NCHW, timestep (B,)) -> NCHW``, either as an
 epsilon-prediction model at (real-valued) DDPM timesteps or as a VE score model at ``sigma``.
-The image samplers run on it must reproduce the nsjax engine (MATH.md §2, §6), which validates
+The image samplers run on it must reproduce the nsjax engine (docs/theory.md §2, §6), which validates
 the image pipeline end to end.
 
 Both wrappers reduce to the exact posterior mean of the linear interpolant with ``c = 1``: a
@@ -77,7 +77,7 @@ def gm_network(
 
 
 def gm_features(x: Array, target: GaussianMixture) -> dict[str, Array]:
-    """MATH.md §6 on images (B, C, H, W): ``p_hat = mean 1[r.X > 0]``,
+    """docs/theory.md §6 on images (B, C, H, W): ``p_hat = mean 1[r.X > 0]``,
     ``sigma2_hat = mean |X - sign(r.X) r|^2 / d`` (per-image statistics of nsjax.features)."""
     stats = jax.vmap(target.statistics)(x.reshape(x.shape[0], -1))
     return {"p_hat": jnp.mean(stats["overlap"] > 0), "sigma2_hat": jnp.mean(stats["sq_dev"])}

@@ -1,4 +1,4 @@
-"""Stochastic interpolants ``I_tau = alpha(tau) x0 + beta(tau) x1`` (MATH.md §1).
+"""Stochastic interpolants ``I_tau = alpha(tau) x0 + beta(tau) x1`` (docs/theory.md §1).
 
 The noise is ``x0 ~ N(0, c^2 I_d)`` with ``c = noise_scale``: **VP** ``c = 1``, **VE** ``c = sqrt(d)``.
 Every method takes the interpolation time twice, as ``tau`` and its complement
@@ -83,7 +83,7 @@ class AbstractInterpolant(eqx.Module):
         return jnp.where(c2a2 > 0, (self.beta(tau, tau_c) * eta - x) / safe, 0.0)
 
     def velocity(self, tau: TimeLike, tau_c: TimeLike, x: Array, eta: Array, score: Array) -> Array:
-        """``b = beta' eta - c^2 (alpha alpha') score`` (MATH.md §1).
+        """``b = beta' eta - c^2 (alpha alpha') score`` (docs/theory.md §1).
 
         Equal to ``(alpha'/alpha) x + (beta' - alpha' beta / alpha) eta`` wherever ``alpha > 0``.
         """

@@ -1,4 +1,4 @@
-"""Exact reduction of the GM flow to two scalars per particle (MATH.md §2, derived for this project).
+"""Exact reduction of the GM flow to two scalars per particle (docs/theory.md §2, derived for this project).
 
 The GM velocity is ``b(x) = A(tau) x + B(tau) r tanh(h + beta r.x / D)``. Writing
 ``x = u r/|r| + x_perp``: ``x_perp(t) = g(t) x_perp(0)`` with ``dg/dt = tau' A g``, and

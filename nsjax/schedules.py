@@ -1,4 +1,4 @@
-"""Noise schedules: monotone maps ``t -> tau(t)`` on ``[0, 1]`` (MATH.md §4, §5).
+"""Noise schedules: monotone maps ``t -> tau(t)`` on ``[0, 1]`` (docs/theory.md §4, §5).
 
 A schedule is an ``equinox.Module`` made of smooth *pieces* separated by ``breakpoints``.
 ``schedule.evaluate(t, piece)`` returns ``ScheduleValue(tau, tau_c, rate)`` of one piece's smooth
@@ -183,7 +183,7 @@ class _Dilated(AbstractSchedule):
 
 
 class DilatedVP(_Dilated):
-    """Time-dilated VP schedule (MATH.md §4; paper, VP dilation), breakpoint ``t = 1/2``.
+    """Time-dilated VP schedule (docs/theory.md §4; paper, VP dilation), breakpoint ``t = 1/2``.
 
     With ``a = kappa / sqrt(d)``::
 
@@ -199,7 +199,7 @@ class DilatedVP(_Dilated):
 
 
 class DilatedVE(_Dilated):
-    """Time-dilated VE schedule (MATH.md §4), breakpoint ``t = 1/2``; ``a = kappa / sqrt(d)``.
+    """Time-dilated VE schedule (docs/theory.md §4), breakpoint ``t = 1/2``; ``a = kappa / sqrt(d)``.
 
     ``form="linear"`` (for the linear interpolant)::
 

@@ -1,4 +1,4 @@
-"""Interpolants: the finite-at-the-end velocity form equals the textbook forms of MATH.md §1."""
+"""Interpolants: the finite-at-the-end velocity form equals the textbook forms of docs/theory.md §1."""
 
 import jax
 import jax.numpy as jnp

@@ -49,7 +49,7 @@ def test_paper_schedules_end_points_and_formulas():
 
 
 def test_dilated_ve_complement_precision_float32_at_d_1e8():
-    """sqrt(d)(1 - tau) in float32 within 1e-5 relative of float64 at d = 1e8 (MATH.md §4)."""
+    """sqrt(d)(1 - tau) in float32 within 1e-5 relative of float64 at d = 1e8 (docs/theory.md §4)."""
     d = 1e8
     schedule = S.DilatedVE(3.0, d)
     t32 = jnp.linspace(0.0, 1.0, 1001, dtype=jnp.float32)[:-1]

@@ -36,7 +36,7 @@ def _method(res: Results) -> list[str]:
         f"Mode `{cfg.mode}`; total wall time **{rt['total_s']:.0f} s** on {res.machine}. "
         f"GM: p = {cfg.p}, σ² = {cfg.sigma2}; CW: θ = {cfg.theta}, h = {cfg.h} "
         f"({cfg.cw_posterior} posterior); κ = {cfg.kappa}. Paper: Aranguri, Biroli, Mézard, "
-        "Vanden-Eijnden, arXiv:2501.00988. Notation: `../shared/MATH.md` of the project.",
+        "Vanden-Eijnden, arXiv:2501.00988. Notation: `docs/theory.md` of the project.",
         "",
         "## How the numbers are measured",
         "",
@@ -53,7 +53,7 @@ def _method(res: Results) -> list[str]:
         f"reached up to N = {cfg.max_steps_paper} (paper schedules) / "
         f"{cfg.max_steps_standard} (standard). Slopes: least squares of log N on log d over "
         "the d where N was found (the fit range).",
-        "- Standard schedules (MATH.md §5) by SNR matching; their ends: start from pure noise "
+        "- Standard schedules (docs/theory.md §5) by SNR matching; their ends: start from pure noise "
         "α(τ_min)·x0 (the signal β(τ_min)·x1 is dropped), final denoising step when τ_max < 1. "
         "`*-scaled`: σ_max = √(d(4+2σ²)) ≈ the largest pairwise distance of the data "
         "(Song & Ermon's rule); otherwise the published σ_max (VE-SDE 348, EDM 80).",

@@ -67,7 +67,7 @@ class AbstractTarget(eqx.Module):
         tau_c: Float[Array, ""],
         x: Float[Array, " dim"],
     ) -> Float[Array, " dim"]:
-        """``b(tau, x) = beta' eta - c^2 alpha alpha' score`` (MATH.md §1)."""
+        """``b(tau, x) = beta' eta - c^2 alpha alpha' score`` (docs/theory.md §1)."""
         eta, score = self.denoise(interpolant, tau, tau_c, x)
         return interpolant.velocity(tau, tau_c, x, eta, score)
 

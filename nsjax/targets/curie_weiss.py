@@ -1,4 +1,4 @@
-"""Curie–Weiss spins ``mu(x1) ∝ exp(theta S^2 / (2d) + h S / d)`` on ``{-1, +1}^d`` (MATH.md §3)."""
+"""Curie–Weiss spins ``mu(x1) ∝ exp(theta S^2 / (2d) + h S / d)`` on ``{-1, +1}^d`` (docs/theory.md §3)."""
 
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ class CurieWeiss(AbstractTarget):
         return eta, interpolant.score_from_denoiser(tau, tau_c, x, eta)
 
     def posterior_mean_exact(self, g, x):
-        """Exact ``eta_i = E_w[tanh(lam + a_i)]``, ``a_i = h/d + g x_i`` (MATH.md §3).
+        """Exact ``eta_i = E_w[tanh(lam + a_i)]``, ``a_i = h/d + g x_i`` (docs/theory.md §3).
 
         ``log w(lam) = -d lam^2/(2 theta) + sum_i log 2cosh(lam + a_i)``. With ``t_i = tanh(a_i)``
         and ``T = tanh(lam)``: ``tanh(lam + a_i) = (T + t_i)/(1 + T t_i)`` and
@@ -412,7 +412,7 @@ class CurieWeiss(AbstractTarget):
         return int(np.clip(math.ceil(math.log(1e-8) / math.log(s)), 3, 12))
 
     def posterior_mean_two_saddle(self, g, x):
-        """The paper's two-saddle approximation (MATH.md §3), in log space::
+        """The paper's two-saddle approximation (docs/theory.md §3), in log space::
 
             eta_i = [W+ Q+ tanh(theta m + g x_i) + W- Q- tanh(-theta m + g x_i)] / (W+ Q+ + W- Q-)
 

@@ -1,4 +1,4 @@
-"""Two-mode Gaussian mixture ``mu = p N(r, s2 I) + (1 - p) N(-r, s2 I)`` (MATH.md §2)."""
+"""Two-mode Gaussian mixture ``mu = p N(r, s2 I) + (1 - p) N(-r, s2 I)`` (docs/theory.md §2)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class GaussianMixture(AbstractTarget):
         return interpolant.noise_scale**2 * alpha**2 + self.sigma2 * beta**2
 
     def posterior_parts(self, interpolant: AbstractInterpolant, tau, tau_c, r_dot_x):
-        """Coefficients of the exact posterior along ``x`` and ``r`` (MATH.md §2)::
+        """Coefficients of the exact posterior along ``x`` and ``r`` (docs/theory.md §2)::
 
             eta   = (s2 beta / D) x + (c^2 alpha^2 / D) tanh(h + beta r.x / D) r
             score = (-1 / D) x      + (beta / D)        tanh(h + beta r.x / D) r
