@@ -12,6 +12,7 @@ from scipy import stats as sps
 from nsjax.interpolants import Linear, Trig
 from nsjax.targets import CurieWeiss, GaussianMixture, magnetization, magnetization_law
 from nsjax.targets._sums import coordinate_sum
+from nsjax.targets.cw_posteriors import Grid, PowerSum, Saddle
 
 INTERPOLANTS = {
     "vp-linear": lambda d: Linear(1.0),
@@ -89,19 +90,6 @@ def test_magnetization_solves_mean_field_equation():
     assert float(magnetization(0.8)) == 0.0
 
 
-@pytest.mark.parametrize("d", [1, 2, 5, 8, 12])
-def test_cw_exact_posterior_equals_enumeration(d):
-    errors = []
-    for seed in range(4):
-        key_g, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed), 3)
-        cw = CurieWeiss(dim=d, theta=2.0, h=2.0 * float(jax.random.normal(key_h)))
-        g = float(jax.random.uniform(key_g, (), minval=0.0, maxval=3.0))
-        x = 1.5 * jax.random.normal(key_x, (6, d))
-        exact = _batched(cw.posterior_mean_exact)(g, x)
-        errors.append(float(jnp.max(jnp.abs(exact - _batched(cw.posterior_mean_enumerated)(g, x)))))
-    assert max(errors) < 1e-10
-
-
 KEY_FAR = jax.random.PRNGKey(7)
 
 
@@ -120,11 +108,9 @@ def _batched(method):
 
 @pytest.mark.parametrize("d", [100, 1000])
 def test_cw_saddle_quadrature_matches_dense_rule(d):
-    """Above grid_max_dim the saddle rule agrees with a dense 2000-node Gauss–Legendre rule."""
-    saddle = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, grid_max_dim=0).posterior_mean_exact)
-    dense = _batched(
-        CurieWeiss(dim=d, theta=2.0, h=0.5, grid_max_dim=10**9, grid_nodes=2000).posterior_mean_exact
-    )
+    """The saddle rule (Exact above grid_max_dim) agrees with a dense 2000-node Gauss–Legendre rule."""
+    saddle = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, posterior=Saddle()).posterior_mean)
+    dense = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, posterior=Grid(nodes=2000)).posterior_mean)
     worst = 0.0
     for i, g in enumerate([0.2 / math.sqrt(d), 1 / math.sqrt(d), 0.3, 1.0, 3.0]):
         x = _observations(d, g, 4, jax.random.PRNGKey(i))
@@ -133,9 +119,8 @@ def test_cw_saddle_quadrature_matches_dense_rule(d):
 
 
 def _series_and_direct(d, theta, h, **series):
-    kw = dict(dim=d, theta=theta, h=h, grid_max_dim=0)
-    series = _batched(CurieWeiss(**kw, series_min_dim=0, **series).posterior_mean_exact)
-    direct = _batched(CurieWeiss(**kw, series_min_dim=10**12).posterior_mean_exact)
+    series = _batched(CurieWeiss(dim=d, theta=theta, h=h, posterior=PowerSum(**series)).posterior_mean)
+    direct = _batched(CurieWeiss(dim=d, theta=theta, h=h, posterior=Saddle()).posterior_mean)
     return series, direct
 
 
@@ -175,7 +160,7 @@ def test_cw_power_sum_expansion_float32_rounding():
     of each power sum below (1024 + d/1024) eps32; shifting F'(lam)/d by that moves the maximum
     by that / curvature (>= 0.4 per coordinate at theta = 2) and eta by at most as much."""
     d, theta, h = 100_000, 2.0, 0.5
-    series = CurieWeiss(dim=d, theta=theta, h=h).posterior_mean_exact
+    series = CurieWeiss(dim=d, theta=theta, h=h).posterior_mean
     _, direct = _series_and_direct(d, theta, h)
     bound = (1024 + d / 1024) * float(jnp.finfo(jnp.float32).eps) / 0.4
     worst = 0.0
@@ -191,10 +176,8 @@ def test_cw_two_saddle_error_shrinks_with_dimension():
     """Mean |eta_two-saddle - eta_exact| on observations of the model itself, d = 16 .. 4096."""
     errors = {}
     for d in [16, 64, 256, 1024, 4096]:
-        exact = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5).posterior_mean_exact)
-        approx = _batched(
-            CurieWeiss(dim=d, theta=2.0, h=0.5, posterior="two-saddle").posterior_mean_two_saddle
-        )
+        exact = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5).posterior_mean)
+        approx = _batched(CurieWeiss(dim=d, theta=2.0, h=0.5, posterior="two-saddle").posterior_mean)
         diffs = []
         # g ~ d^-1/2 is the speciation window (the modes are being chosen); g = O(1) resolves spins
         for i, g in enumerate([0.3 / math.sqrt(d), 1 / math.sqrt(d), 0.3, 1.0, 3.0]):
