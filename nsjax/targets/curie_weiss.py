@@ -62,30 +62,12 @@ class CurieWeiss(AbstractTarget):
         theta: Float[Array, ""] | float = 2.0,
         h: Float[Array, ""] | float = 0.0,
         posterior: str | AbstractCWPosterior = "exact",
-        *,
-        nodes: int | None = None,
-        newton_steps: int | None = None,
-        grid_max_dim: int | None = None,
-        grid_nodes: int | None = None,
-        series_min_dim: int | None = None,
-        series_terms: int | None = None,
-        series_tol: float | None = None,
-        max_passes: int | None = None,
+        **knobs: int | float | None,
     ):
         self.dim = dim
         self.theta = theta
         self.h = h
-        self.posterior = as_posterior(
-            posterior,
-            nodes=nodes,
-            newton_steps=newton_steps,
-            grid_max_dim=grid_max_dim,
-            grid_nodes=grid_nodes,
-            series_min_dim=series_min_dim,
-            series_terms=series_terms,
-            series_tol=series_tol,
-            max_passes=max_passes,
-        )
+        self.posterior = as_posterior(posterior, **knobs)  # knobs: see as_posterior
 
     def __check_init__(self):
         check_dim("dim", self.dim)
