@@ -39,11 +39,25 @@ def test_general_formula_and_custom_autodiff_agree():
     np.testing.assert_allclose(custom.velocity_from_denoiser(tau, 1 - tau, x, eta), expected, rtol=1e-12)
 
 
-def test_end_point_velocity_is_finite_and_exact():
-    """At tau = 1, E[x0 | I_1 = x] = 0 so b(1, x) = beta'(1) x for the linear interpolant."""
+@pytest.mark.parametrize(
+    "interp, dbeta_1",
+    [
+        (Linear(5.0), 1.0),
+        (Trig(2.0), 1.0),
+        (Custom(lambda t: 1 - t, lambda t: t**2, 3.0), 2.0),  # beta'(1) = 2
+    ],
+)
+def test_end_point_velocity_is_finite_and_exact(interp, dbeta_1):
+    """At tau = 1, E[x0 | I_1 = x] = 0 so b(1, x) = beta'(1) eta with eta = E[x1 | I_1 = x].
+
+    ``eta`` differs from ``x`` here (a consistent denoiser has eta = x at tau = 1, but the formula
+    must use its ``eta`` argument): swapping the two arguments, or using ``x`` in place of
+    ``eta``, gives ``beta'(1) x`` and fails; so does dropping ``beta'(1)`` (the Custom case)."""
     x = jnp.arange(3.0)
-    b = Linear(5.0).velocity_from_denoiser(1.0, 0.0, x, x)
-    np.testing.assert_array_equal(b, x)
+    eta = jnp.array([0.5, -2.0, 7.0])
+    b = interp.velocity_from_denoiser(jnp.float32(1.0), jnp.float32(0.0), x, eta)
+    assert jnp.all(jnp.isfinite(b))
+    np.testing.assert_allclose(b, dbeta_1 * eta, rtol=1e-6)
 
 
 def test_constructors_and_errors():

@@ -18,18 +18,31 @@ from nsjax.systems import Particles
 KEY = jax.random.key(0)
 
 
+# Bytes of one float32 particle at d = 1000, written out by hand: the state, the stage
+# derivatives (1 for Euler, 2 for Heun, 4 for RK4) and 4 more d-vectors of work space
+# (``d * itemsize * (stages + 4)``, the model documented in ``Particles.bytes_per_particle``).
+PER_PARTICLE_D1000_F32 = {"euler": 1000 * 4 * 5, "heun": 1000 * 4 * 6, "rk4": 1000 * 4 * 8}
+
+
 @pytest.mark.parametrize("solver", ["euler", "heun", "rk4"])
 def test_chunk_is_the_largest_that_fits_the_budget(solver):
     d = 1000
     target = nsjax.GaussianMixture(dim=d)
     interp, sched = preset("vp", d)
-    per_step, once = evaluations_per_step(make_solver(solver))
-    per_particle = Particles(target).bytes_per_particle(4, per_step + once)
+    per_particle = PER_PARTICLE_D1000_F32[solver]
+    assert evaluations_per_step(make_solver(solver)) == ({"euler": 1, "heun": 2, "rk4": 4}[solver], 0)
+    assert Particles(target).bytes_per_particle(4, evaluations_per_step(make_solver(solver))[0]) == (
+        per_particle
+    )
     budget = 7 * per_particle + per_particle // 2
     result = sample(target, interp, sched, KEY, 20, steps=2, solver=make_solver(solver),
                     memory_budget=budget)
     assert result.chunk_size == 7
     assert result.memory["estimated_bytes_per_device"] == 7 * per_particle <= budget
+    # one byte less than 7 particles: the chunk drops to 6 (the observable a budget controls)
+    result = sample(target, interp, sched, KEY, 20, steps=2, solver=make_solver(solver),
+                    memory_budget=7 * per_particle - 1)
+    assert result.chunk_size == 6
 
 
 def test_report_fields():

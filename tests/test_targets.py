@@ -1,6 +1,7 @@
 """Targets against independent oracles: autodiff of log rho_tau (GM), brute-force enumeration
 and the exact law of S (CW), exact finite-d feature references."""
 
+import itertools
 import math
 
 import jax
@@ -67,8 +68,12 @@ def test_gm_exact_samples_and_references(d):
     ref = gm.reference()
     assert abs(p_hat - ref["p"]) < 5 * math.sqrt(ref["p"] * (1 - ref["p"]) / n)
     assert abs(float(sq.mean()) - ref["sigma2"]) < 5 * float(sq.std()) / math.sqrt(n)
-    if d == 1:  # the finite-d correction is visible and the test would fail without it
-        assert ref["sigma2"] < 0.25 - 0.01 and ref["p"] < 0.8 - 0.0
+    # independent closed form (r = 1, R = sqrt(d), s = 1/2): P(r.x > 0) = p Phi(R/s) + (1-p) Phi(-R/s)
+    z = math.sqrt(d) / 0.5
+    assert ref["p"] == pytest.approx(0.8 * sps.norm.cdf(z) + 0.2 * sps.norm.cdf(-z), rel=1e-12)
+    if d == 1:  # the finite-d correction is visible: the d = inf values fail the same 5-sigma checks
+        assert abs(p_hat - 0.8) > 5 * math.sqrt(0.8 * 0.2 / n), p_hat
+        assert abs(float(sq.mean()) - 0.25) > 5 * float(sq.std()) / math.sqrt(n)
 
 
 def test_gm_invalid_inputs():
@@ -210,15 +215,26 @@ def test_cw_law_is_cheap_at_large_d_and_references_converge():
     assert abs(ref["p"] - w_plus) < 1e-3 and abs(ref["m_abs"] - m) < 1e-3
 
 
-def test_cw_exact_sampler_matches_law_chi_square():
-    """Chi-square test of the sampled S against its exact law at significance 1e-3."""
-    d, n = 6, 20_000
-    cw = CurieWeiss(dim=d, theta=2.0, h=0.7)
-    S = np.asarray(cw.sample(jax.random.PRNGKey(3), n).sum(axis=1)).astype(int)
-    k, prob = magnetization_law(d, 2.0, 0.7)
-    counts = np.array([(S == kk).sum() for kk in k])
-    _, pvalue = sps.chisquare(counts, n * prob)
-    assert pvalue > 1e-3
+@pytest.mark.parametrize("d, theta, h", [(6, 2.0, 0.7), (5, 1.5, -2.0)])
+def test_cw_exact_sampler_matches_enumeration_chi_square(d, theta, h):
+    """Chi-square goodness of fit of the sampled configurations (all ``2^d`` cells, not only S)
+    against the law written out here by brute-force enumeration,
+    ``mu(x) ∝ exp(theta S^2 / (2d) + h S / d)`` (docs/theory.md §3), at significance 1e-3. Catches
+    a wrong law of S (shared by the sampler and ``magnetization_law``) and a non-uniform placement
+    of the spins given S. The smallest expected cell count is > 10 (chi-square approximation)."""
+    n = 20_000
+    cw = CurieWeiss(dim=d, theta=theta, h=h)
+    x = np.asarray(cw.sample(jax.random.PRNGKey(3), n))
+    assert set(np.unique(x)) <= {-1.0, 1.0}
+    states = np.array(list(itertools.product([-1.0, 1.0], repeat=d)))  # cell j: bits of j
+    S = states.sum(axis=1)
+    weights = np.exp(theta * S**2 / (2 * d) + h * S / d)
+    expected = n * weights / weights.sum()
+    assert expected.min() > 10
+    cells = ((x > 0) * (2 ** np.arange(d - 1, -1, -1))).sum(axis=1)
+    counts = np.bincount(cells, minlength=2**d)
+    _, pvalue = sps.chisquare(counts, expected)
+    assert pvalue > 1e-3, pvalue
 
 
 def test_cw_end_point_and_invalid_inputs():
