@@ -60,7 +60,9 @@ def finite_particles(stats: dict[str, Any]) -> np.ndarray:
         raise TypeError(f"stats must be a dict {{name: array of shape (n, ...)}}, got {type(stats).__name__}")
     arrays = {name: np.asarray(value) for name, value in stats.items()}
     if not arrays:
-        raise ValueError("stats must hold at least one per-particle statistic (shape (n, ...)), got an empty dict")
+        raise ValueError(
+            "stats must hold at least one per-particle statistic (shape (n, ...)), got an empty dict"
+        )
     for name, a in arrays.items():
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise TypeError(f"stats[{name!r}] must be a numeric array of shape (n, ...), got dtype {a.dtype}")

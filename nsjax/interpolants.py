@@ -168,7 +168,9 @@ class Custom(AbstractInterpolant):
     def __init__(self, alpha_fn, beta_fn, noise_scale: float = 1.0):
         for name, fn in (("alpha_fn", alpha_fn), ("beta_fn", beta_fn)):
             if not callable(fn):
-                raise TypeError(f"{name} must be a callable tau -> {name[:-3]}(tau), shape () to shape (), got {fn!r}")
+                raise TypeError(
+                    f"{name} must be a callable tau -> {name[:-3]}(tau), shape () to shape (), got {fn!r}"
+                )
         self.alpha_fn = alpha_fn
         self.beta_fn = beta_fn
         self.noise_scale = check_scalar("noise_scale", check_positive("noise_scale", noise_scale), "(0, inf)")

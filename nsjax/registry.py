@@ -188,7 +188,9 @@ def select(
     dilations) and the interpolant's noise scale is chosen with them.
     """
     if isinstance(names, str) or not names:
-        raise ValueError(f"names must be a non-empty list of preset names, one of {list(PRESETS)}, got {names!r}")
+        raise ValueError(
+            f"names must be a non-empty list of preset names, one of {list(PRESETS)}, got {names!r}"
+        )
     unknown = [n for n in names if not isinstance(n, str) or n not in PRESETS]
     if unknown:
         raise ValueError(f"names must be preset names, one of {list(PRESETS)}, got {unknown}")

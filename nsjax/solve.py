@@ -122,7 +122,9 @@ def _split_grid(schedule: AbstractSchedule, ts: Any) -> tuple[np.ndarray, ...]:
     try:
         ts = np.asarray(ts, dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        raise TypeError(f"steps: diffrax.StepTo ts must be numbers increasing strictly from 0 to 1, got {ts!r}") from None
+        raise TypeError(
+            f"steps: diffrax.StepTo ts must be numbers increasing strictly from 0 to 1, got {ts!r}"
+        ) from None
     if ts.size < 2 or not np.all(np.diff(ts) > 0) or ts[0] != 0.0 or ts[-1] != 1.0:
         raise ValueError(f"steps: diffrax.StepTo ts must increase strictly from 0 to 1, got {ts.tolist()}")
     pieces = []

@@ -98,7 +98,9 @@ def _check_params(params: Any) -> dict[str, np.ndarray]:
         except (TypeError, ValueError):
             raise TypeError(f"params[{k!r}] must be numbers of shape (G,), got {v!r}") from None
         if arr.ndim > 1:
-            raise ValueError(f"params[{k!r}] must have shape (G,) (one value per grid point), got shape {arr.shape}")
+            raise ValueError(
+                f"params[{k!r}] must have shape (G,) (one value per grid point), got shape {arr.shape}"
+            )
         arr = arr.ravel()
         if arr.size < 1:
             raise ValueError(f"params[{k!r}] must have shape (G,) with G >= 1 grid points, got none")
@@ -220,7 +222,10 @@ def sweep(
     """
     dtype = check_dtype(dtype)
     if not callable(build):
-        raise TypeError(f"build must be a function point -> (system or target, interpolant, schedule), got {build!r}")
+        raise TypeError(
+            "build must be a function point -> (system or target, interpolant, schedule), "
+            f"got {build!r}"
+        )
     adaptive = steps is None
     params = _check_params(params)
     if adaptive:

@@ -141,7 +141,8 @@ CASES = [
     ("constant-breaks-nan", Constant, {"breaks": (NAN,)}, "breaks"),
     ("constant-breaks-str", Constant, {"breaks": ("a",)}, "breaks"),
     ("constant-breaks-scalar", Constant, {"breaks": 0.5}, "breaks"),
-    *[(f"dvp-kappa={v!r}", _dilated_vp, {"kappa": v}, "kappa") for v in (0.0, -1.0, NAN, INF, 10.0, 20.0, "a")],
+    *[(f"dvp-kappa={v!r}", _dilated_vp, {"kappa": v}, "kappa")
+      for v in (0.0, -1.0, NAN, INF, 10.0, 20.0, "a")],
     ("dvp-kappa-shape", _dilated_vp, {"kappa": np.ones(3)}, "kappa"),
     *[(f"dvp-dim={v!r}", _dilated_vp, {"dim": v}, "dim") for v in (0, -1, 2.5, NAN, INF, "100")],
     *[(f"dve-kappa={v!r}", _dilated_ve, {"kappa": v}, "kappa") for v in (0.0, NAN, 10.0)],
@@ -170,7 +171,8 @@ CASES = [
     # -- registry -------------------------------------------------------------------------------
     ("preset-name", registry.preset, {"name": "warp", "dim": 8}, "name"),
     ("preset-name-type", registry.preset, {"name": ["vp"], "dim": 8}, "name"),
-    *[(f"preset-dim={v!r}", registry.preset, {"name": "ve", "dim": v}, "dim") for v in (0, -1, 2.5, NAN, "8")],
+    *[(f"preset-dim={v!r}", registry.preset, {"name": "ve", "dim": v}, "dim")
+      for v in (0, -1, 2.5, NAN, "8")],
     ("preset-kappa", registry.preset, {"name": "vp-dilated", "dim": 100, "kappa": 0.0}, "kappa"),
     ("preset-kappa-big", registry.preset, {"name": "ve-dilated", "dim": 100, "kappa": 11.0}, "kappa"),
     ("preset-form", registry.preset, {"name": "vp", "dim": 8, "form": "cubic"}, "form"),
