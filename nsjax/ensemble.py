@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_dim
+from ._checks import check_dim, check_dtype, check_positive
 from ._types import PRNGKeyArray
 from .compilation import jit
 from .diagnostics import memory_report
@@ -116,21 +116,6 @@ def _run_particle_sharded(system, interpolant, schedule, keys, config: _Config, 
     return run_particle_sharded(block, keys, mesh)
 
 
-def check_dtype(dtype) -> np.dtype:
-    """float32 or float64 (the latter only with ``jax_enable_x64``)."""
-    try:
-        dtype = jnp.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype not in (jnp.float32, jnp.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError(
-            "dtype float64 needs 64-bit mode: call jax.config.update('jax_enable_x64', True) first"
-        )
-    return dtype
-
-
 def _default_chunk(system, num_particles, itemsize, stages, memory_budget):
     per_particle = max(1, system.bytes_per_particle(itemsize, stages))
     return int(max(1, min(num_particles, memory_budget // per_particle)))
@@ -191,11 +176,29 @@ def sample(
     system = as_system(target)
     num_particles = check_dim("num_particles", num_particles)
     dtype = check_dtype(dtype)
+    if steps is None:
+        check_positive("rtol", rtol)
+        check_positive("atol", atol)
     spec = steps if steps is not None else diffrax.PIDController(rtol=rtol, atol=atol)
     solver, spec = check_solve(interpolant, schedule, solver, spec)
-    if on_nonfinite not in ("raise", "warn", "ignore"):
+    if not isinstance(on_nonfinite, str) or on_nonfinite not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_nonfinite must be 'raise', 'warn' or 'ignore', got {on_nonfinite!r}")
+    if sharding is not None and sharding not in ("particles", "dim"):
+        raise ValueError(f"sharding must be one of (None, 'particles', 'dim'), got {sharding!r}")
     max_steps = check_dim("max_steps", max_steps)
+    memory_budget = check_dim("memory_budget", memory_budget)
+    if chunk_size is not None:
+        chunk_size = check_dim("chunk_size", chunk_size)
+    try:
+        path_ts = save_times(path_ts)
+    except (TypeError, ValueError):
+        raise TypeError(f"path_ts must be a sequence of times in [0, 1], got {path_ts!r}") from None
+    if path_ts is not None and any(not 0.0 <= s <= 1.0 for s in path_ts):
+        raise ValueError(f"path_ts must lie in [0, 1], got {path_ts}")
+    path_coords = check_dim("path_coords", path_coords, low=0)
+    target_dim = getattr(getattr(system, "target", None), "dim", None)
+    if target_dim is not None and path_coords > target_dim:
+        raise ValueError(f"path_coords must lie in [0, dim] = [0, {target_dim}], got {path_coords}")
     per_step, once = evaluations_per_step(solver)
     mesh = None
     if sharding is not None:
@@ -210,9 +213,6 @@ def sample(
     chunk_size = min(check_dim("chunk_size", chunk_size), num_particles)
     if sharding == "particles":  # chunks are per device
         chunk_size = min(chunk_size, -(-num_particles // mesh.size))
-    path_ts = save_times(path_ts)
-    if path_ts is not None and any(not 0.0 <= s <= 1.0 for s in path_ts):
-        raise ValueError(f"path_ts must lie in [0, 1], got {path_ts}")
     config = _Config(
         steps=spec,
         solver=solver,

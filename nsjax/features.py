@@ -12,6 +12,7 @@ averages: ``hat = mean_b values_b``, ``stderr = std_b(values_b) / sqrt(n)``, and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -55,13 +56,22 @@ def finite_particles(stats: dict[str, Any]) -> np.ndarray:
 
     Every statistic must have the particle axis first, the same ``n`` for all.
     """
+    if not isinstance(stats, Mapping):
+        raise TypeError(f"stats must be a dict {{name: array of shape (n, ...)}}, got {type(stats).__name__}")
     arrays = {name: np.asarray(value) for name, value in stats.items()}
     if not arrays:
-        raise ValueError("stats must hold at least one per-particle statistic, got an empty dict")
+        raise ValueError(
+            "stats must hold at least one per-particle statistic (shape (n, ...)), got an empty dict"
+        )
+    for name, a in arrays.items():
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise TypeError(f"stats[{name!r}] must be a numeric array of shape (n, ...), got dtype {a.dtype}")
     sizes = {name: (a.shape[0] if a.ndim else None) for name, a in arrays.items()}
     n = next(iter(sizes.values()))
     if n is None or any(size != n for size in sizes.values()):
-        raise ValueError(f"stats must share one leading particle axis, got sizes {sizes}")
+        raise ValueError(
+            f"stats must be arrays of shape (n, ...) sharing one leading particle axis, got sizes {sizes}"
+        )
     mask = np.ones(n, dtype=bool)
     for a in arrays.values():
         mask &= np.isfinite(a.reshape(n, -1)).all(axis=1)
@@ -82,15 +92,25 @@ def estimate(
         ValueError: when no particle has finite statistics, unless ``allow_empty`` (then every
             estimate and error is NaN, ``particles`` is 0: for tables that must keep the row).
     """
+    if not callable(getattr(target, "features", None)):
+        raise TypeError(f"target must be an nsjax target or any object with features(stats), got {target!r}")
     finite = finite_particles(stats)
     used = int(finite.sum())
     if used == 0 and not allow_empty:
         raise ValueError(
-            f"every particle ({finite.size}) has a non-finite statistic: no feature can be estimated"
+            f"stats must have >= 1 particle whose statistics are all finite, got {finite.size} "
+            "particles and none finite: no feature can be estimated (allow_empty=True keeps the row)"
         )
     kept = {name: np.asarray(value)[finite] for name, value in stats.items()}
+    try:
+        target_features = target.features(kept)
+    except KeyError as missing:
+        raise ValueError(
+            f"stats must hold the statistics of {type(target).__name__}.statistics "
+            f"(one of them is missing: {missing}), got keys {sorted(stats)}"
+        ) from None
     out: dict[str, float | int] = {}
-    for name, feature in target.features(kept).items():
+    for name, feature in target_features.items():
         hat, stderr = _mean_and_stderr(np.asarray(feature.values, dtype=np.float64))
         ref = feature.reference
         out[f"{name}_hat"], out[f"{name}_ref"], out[f"{name}_stderr"] = hat, ref, stderr

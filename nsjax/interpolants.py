@@ -25,7 +25,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_dim, check_positive
+from ._checks import check_dim, check_positive, check_scalar
 from ._types import Array, Float
 
 __all__ = [
@@ -105,6 +105,7 @@ class Linear(AbstractInterpolant):
 
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)
+        check_scalar("noise_scale", self.noise_scale, "(0, inf)")
 
     def alpha(self, tau, tau_c):
         return tau_c
@@ -132,6 +133,7 @@ class Trig(AbstractInterpolant):
 
     def __check_init__(self):
         check_positive("noise_scale", self.noise_scale)
+        check_scalar("noise_scale", self.noise_scale, "(0, inf)")
 
     def alpha(self, tau, tau_c):
         return jnp.sqrt(tau_c * (1 + tau))
@@ -164,9 +166,14 @@ class Custom(AbstractInterpolant):
     noise_scale: float
 
     def __init__(self, alpha_fn, beta_fn, noise_scale: float = 1.0):
+        for name, fn in (("alpha_fn", alpha_fn), ("beta_fn", beta_fn)):
+            if not callable(fn):
+                raise TypeError(
+                    f"{name} must be a callable tau -> {name[:-3]}(tau), shape () to shape (), got {fn!r}"
+                )
         self.alpha_fn = alpha_fn
         self.beta_fn = beta_fn
-        self.noise_scale = check_positive("noise_scale", noise_scale)
+        self.noise_scale = check_scalar("noise_scale", check_positive("noise_scale", noise_scale), "(0, inf)")
 
     def alpha(self, tau, tau_c):
         return self.alpha_fn(tau)
@@ -194,6 +201,7 @@ def ve(dim: int, form: str = "linear") -> AbstractInterpolant:
 def make_interpolant(form: str, noise_scale: float) -> AbstractInterpolant:
     """``Linear`` or ``Trig`` by name."""
     forms = {"linear": Linear, "trig": Trig}
-    if form not in forms:
+    if not isinstance(form, str) or form not in forms:
         raise ValueError(f"interpolant form must be one of {sorted(forms)}, got {form!r}")
+    check_positive("noise_scale", noise_scale)
     return forms[form](noise_scale=noise_scale if eqx.is_array(noise_scale) else float(noise_scale))

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import schedules
-from ._checks import check_dim
+from ._checks import check_dim, check_range
 from .interpolants import AbstractInterpolant, make_interpolant
 
 __all__ = [
@@ -113,9 +115,9 @@ STANDARD_SCHEDULES = ("ddpm", "vpsde", "cosine", "vesde", "edm")
 
 def resolve(name: str) -> ScheduleEntry:
     """The registry entry of a schedule name or alias."""
-    entry = SCHEDULES.get(_ALIASES.get(name, name))
+    entry = SCHEDULES.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
     if entry is None:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
+        raise ValueError(f"schedule name must be one of {sorted(SCHEDULES)}, got {name!r}")
     return entry
 
 
@@ -128,8 +130,10 @@ def make_schedule(
     params = {k: v for k, v in params.items() if v is not None}
     unknown = sorted(set(params) - set(entry.params))
     if unknown:
-        allowed = ", ".join(entry.params) or "none"
-        raise ValueError(f"schedule {entry.name!r} takes parameters ({allowed}), got {unknown}")
+        raise ValueError(
+            f"parameters {unknown} are not accepted by schedule {entry.name!r}: its parameters are "
+            + (f"one of {list(entry.params)}" if entry.params else "none (allowed: one of [])")
+        )
     return entry.factory(dim, noise_scale, **params)
 
 
@@ -161,9 +165,9 @@ def preset(
     ``kappa`` applies to the dilated schedules, ``sigma_max`` to VE-SDE / EDM (default 348 / 80),
     ``params`` to any schedule's own parameters.
     """
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"preset name must be one of {list(PRESETS)}, got {name!r}")
     dim = check_dim("dim", dim)
-    if name not in PRESETS:
-        raise ValueError(f"schedule must be one of {list(PRESETS)}, got {name!r}")
     schedule_name, noise = PRESETS[name]
     c = noise_scale(noise, dim)
     entry = SCHEDULES[schedule_name]
@@ -183,11 +187,24 @@ def select(
     breakpoints; the constant schedule takes the others' so that it can join the two-phase
     dilations) and the interpolant's noise scale is chosen with them.
     """
-    if not names:
-        raise ValueError("names must name at least one preset")
-    unknown = [n for n in names if n not in PRESETS]
+    if isinstance(names, str) or not names:
+        raise ValueError(
+            f"names must be a non-empty list of preset names, one of {list(PRESETS)}, got {names!r}"
+        )
+    unknown = [n for n in names if not isinstance(n, str) or n not in PRESETS]
     if unknown:
-        raise ValueError(f"schedule must be one of {list(PRESETS)}, got {unknown}")
+        raise ValueError(f"names must be preset names, one of {list(PRESETS)}, got {unknown}")
+    if not isinstance(index, jax.core.Tracer):
+        allowed = f"an integer in [0, {len(names) - 1}] (an index into names)"
+        if isinstance(index, (str, bytes, bool)) or index is None or np.ndim(index) != 0:
+            raise TypeError(f"index must be {allowed}, got {index!r}")
+        if not float(index).is_integer() or not 0 <= index < len(names):
+            raise ValueError(f"index must be {allowed}, got {index!r}")
+    if not isinstance(dim, jax.core.Tracer):
+        if eqx.is_array(dim):
+            check_range("dim", dim, 1.0, None, low_open=False)
+        else:
+            check_dim("dim", dim)
     scales = [noise_scale(PRESETS[n][1], dim) for n in names]
     c = jnp.choose(jnp.asarray(index).astype(jnp.int32), [jnp.asarray(v) for v in scales], mode="clip")
     built = []

@@ -27,7 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_dim, check_positive, check_range
+from ._checks import check_dim, check_positive, check_range, check_scalar
 from ._types import Array, Float, Int
 
 __all__ = [
@@ -118,8 +118,17 @@ class Constant(AbstractSchedule):
     breaks: tuple[float, ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
-        if any(not 0.0 < b < 1.0 for b in self.breaks) or list(self.breaks) != sorted(set(self.breaks)):
-            raise ValueError(f"breaks must be increasing times in (0, 1), got {self.breaks}")
+        message = f"breaks must be a tuple of increasing times in (0, 1), got {self.breaks!r}"
+        if not isinstance(self.breaks, (tuple, list)):
+            raise TypeError(message)
+        if any(isinstance(b, (str, bytes, bool)) or b is None for b in self.breaks):
+            raise TypeError(message)
+        try:
+            values = [float(b) for b in self.breaks]
+        except (TypeError, ValueError):
+            raise TypeError(message) from None
+        if any(not 0.0 < b < 1.0 for b in values) or values != sorted(set(values)):
+            raise ValueError(message)
 
     @property
     def breakpoints(self):
@@ -132,6 +141,7 @@ class Constant(AbstractSchedule):
 
 def _check_kappa(kappa, dim):
     check_positive("kappa", kappa)
+    check_scalar("kappa", kappa, "(0, sqrt(dim))")
     if not isinstance(dim, jax.core.Tracer):
         check_range("kappa", kappa, 0.0, math.sqrt(float(dim)))
 

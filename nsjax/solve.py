@@ -40,7 +40,7 @@ from ._types import Array, Float, Int, PRNGKeyArray
 from .interpolants import AbstractInterpolant
 from .schedules import AbstractSchedule
 from .solvers import ADAPTIVE, adaptive_form, evaluations_per_step, is_adaptive
-from .systems import AbstractSystem, as_system
+from .systems import AbstractSystem, Particles, as_system
 
 __all__ = [
     "FlowTerm",
@@ -119,15 +119,20 @@ def step_grid(schedule: AbstractSchedule, steps: int) -> tuple[np.ndarray, ...]:
 
 def _split_grid(schedule: AbstractSchedule, ts: Any) -> tuple[np.ndarray, ...]:
     """A user's grid on ``[0, 1]`` cut at the schedule's breakpoints (each must be on it)."""
-    ts = np.asarray(ts, dtype=np.float64).ravel()
+    try:
+        ts = np.asarray(ts, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"steps: diffrax.StepTo ts must be numbers increasing strictly from 0 to 1, got {ts!r}"
+        ) from None
     if ts.size < 2 or not np.all(np.diff(ts) > 0) or ts[0] != 0.0 or ts[-1] != 1.0:
-        raise ValueError("StepTo ts must increase strictly from 0 to 1")
+        raise ValueError(f"steps: diffrax.StepTo ts must increase strictly from 0 to 1, got {ts.tolist()}")
     pieces = []
     for a, b in schedule.intervals():
         inside = ts[(ts >= a) & (ts <= b)]
         if inside[0] != a or inside[-1] != b:
             raise ValueError(
-                f"StepTo ts must contain every schedule breakpoint {schedule.breakpoints}"
+                f"steps: diffrax.StepTo ts must contain every schedule breakpoint {schedule.breakpoints}"
             )
         pieces.append(inside)
     return tuple(pieces)
@@ -148,9 +153,15 @@ def check_solve(
     - the schedule's own noise scale (process schedules) must equal the interpolant's.
     """
     if not isinstance(interpolant, AbstractInterpolant):
-        raise TypeError(f"interpolant must be an nsjax interpolant, got {type(interpolant).__name__}")
+        raise TypeError(
+            "interpolant must be an nsjax interpolant (Linear, Trig or Custom; nsjax.preset), "
+            f"got {type(interpolant).__name__}"
+        )
     if not isinstance(schedule, AbstractSchedule):
-        raise TypeError(f"schedule must be an nsjax schedule, got {type(schedule).__name__}")
+        raise TypeError(
+            "schedule must be an nsjax schedule (an nsjax.schedules class or nsjax.preset), "
+            f"got {type(schedule).__name__}"
+        )
     schedule.check_noise_scale(interpolant.noise_scale)
     if steps is None:
         raise ValueError(
@@ -161,7 +172,10 @@ def check_solve(
     if solver is None:
         solver = diffrax.Tsit5() if adaptive else diffrax.Euler()
     if not isinstance(solver, diffrax.AbstractSolver):
-        raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__}")
+        raise TypeError(
+            "solver must be a diffrax solver instance (e.g. diffrax.Euler() or diffrax.Tsit5()), "
+            f"got {solver!r}"
+        )
     if adaptive:
         solver = adaptive_form(solver)
         if not is_adaptive(solver):
@@ -176,9 +190,15 @@ def check_solve(
     elif isinstance(steps, PieceSteps):
         if jnp.shape(steps.counts) != (len(schedule.intervals()),):
             raise ValueError(
-                f"PieceSteps counts must have shape ({len(schedule.intervals())},) (one per "
+                f"steps: PieceSteps counts must have shape ({len(schedule.intervals())},) (one per "
                 f"schedule piece), got {jnp.shape(steps.counts)}"
             )
+        if not isinstance(steps.counts, jax.core.Tracer):
+            counts = np.asarray(steps.counts)
+            if not (np.issubdtype(counts.dtype, np.integer) and np.all(counts >= 1)):
+                raise ValueError(
+                    f"steps: PieceSteps counts must be integers >= 1, got {counts.tolist()}"
+                )
     else:
         if isinstance(steps, (float, np.floating)) and float(steps).is_integer():
             steps = int(steps)
@@ -284,6 +304,22 @@ def solve(
     solver, steps = check_solve(interpolant, schedule, solver, steps)
     if (y0 is None) == (key is None):
         raise ValueError("give exactly one of y0 (a state) and key (start from noise)")
+    if isinstance(key, (str, bytes, bool)):
+        raise TypeError(f"key must be a PRNG key (jax.random.key) or the system's init input, got {key!r}")
+    if save is not None and not isinstance(save, Save):
+        raise TypeError(f"save must be an nsjax.solve.Save or None, got {save!r}")
+    max_steps = check_dim("max_steps", max_steps)
+    if dtype is not None:
+        try:
+            dtype = jnp.dtype(dtype)
+        except (TypeError, ValueError):
+            raise TypeError(f"dtype must be a floating dtype (float32 or float64), got {dtype!r}") from None
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype}")
+    if y0 is not None and isinstance(system, Particles) and eqx.is_array(y0):
+        dim = system.target.dim
+        if jnp.shape(y0) != (dim,):
+            raise ValueError(f"y0 must have shape (dim,) = ({dim},), got {jnp.shape(y0)}")
     if dtype is None:
         dtype = jax.tree.leaves(y0)[0].dtype if y0 is not None else jnp.float32
     dtype = jnp.dtype(dtype)

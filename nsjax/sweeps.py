@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtri
 
+from ._checks import check_dim, check_dtype, check_positive
 from ._types import Array
-from .ensemble import check_dtype
 from .reduction import ReducedGM, ReducedState
 from .schedules import AbstractSchedule
 from .solve import PieceSteps, check_solve, solve, step_grid
@@ -83,6 +83,43 @@ def grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
     names = list(axes)
     points = list(itertools.product(*(list(np.ravel(axes[n])) for n in names)))
     return {n: np.asarray([pt[k] for pt in points], dtype=np.float64) for k, n in enumerate(names)}
+
+
+def _check_params(params: Any) -> dict[str, np.ndarray]:
+    """``{name: finite values of shape (G,)}``, ``G >= 1`` the same for every name."""
+    if not isinstance(params, Mapping) or not params:
+        raise ValueError(
+            f"params must be a non-empty dict {{name: values of shape (G,)}} (see grid), got {params!r}"
+        )
+    out = {}
+    for k, v in params.items():
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"params[{k!r}] must be numbers of shape (G,), got {v!r}") from None
+        if arr.ndim > 1:
+            raise ValueError(
+                f"params[{k!r}] must have shape (G,) (one value per grid point), got shape {arr.shape}"
+            )
+        arr = arr.ravel()
+        if arr.size < 1:
+            raise ValueError(f"params[{k!r}] must have shape (G,) with G >= 1 grid points, got none")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"params[{k!r}] must be finite, in (-inf, inf), got {arr.tolist()}")
+        out[k] = arr
+    sizes = {k: v.shape for k, v in out.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"params must all have the same shape (G,), got {sizes}")
+    return out
+
+
+def _check_steps(steps: Any) -> list[int]:
+    """A non-empty list of integer step counts ``N >= 1``."""
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence | np.ndarray) or len(steps) == 0:
+        raise TypeError(
+            f"steps must be a non-empty list of integers >= 1 (or None: adaptive), got {steps!r}"
+        )
+    return [check_dim(f"steps[{i}]", n) for i, n in enumerate(steps)]
 
 
 # -- the compiled program --------------------------------------------------------------------------
@@ -184,14 +221,28 @@ def sweep(
         :class:`SweepResult`.
     """
     dtype = check_dtype(dtype)
-    adaptive = steps is None
-    params = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in params.items()}
-    sizes = {v.shape[0] for v in params.values()}
-    if len(sizes) != 1:
-        raise ValueError(
-            f"all params need the same length, got { {k: v.shape for k, v in params.items()} }"
+    if not callable(build):
+        raise TypeError(
+            "build must be a function point -> (system or target, interpolant, schedule), "
+            f"got {build!r}"
         )
-    num_particles = jax.tree.leaves(noise)[0].shape[0]
+    adaptive = steps is None
+    params = _check_params(params)
+    if adaptive:
+        check_positive("rtol", rtol)
+        check_positive("atol", atol)
+    else:
+        steps = _check_steps(steps)
+    max_steps = check_dim("max_steps", max_steps)
+    leaves = jax.tree.leaves(noise)
+    if not leaves or any(jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] < 1 for leaf in leaves):
+        raise ValueError(
+            "noise must hold per-particle inputs with a leading particle axis of size >= 1 "
+            f"(e.g. jax.random.split(key, P)), got {noise!r}"
+        )
+    num_particles = jnp.shape(leaves[0])[0]
+    if chunk_size is not None:
+        chunk_size = check_dim("chunk_size", chunk_size)
     traced = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     _, probe_interpolant, probe = build({k: v[0] for k, v in traced.items()})
     controller = diffrax.PIDController(rtol=float(rtol), atol=float(atol)) if adaptive else None
@@ -201,7 +252,7 @@ def sweep(
         build=build,
         solver=solver_used,
         adaptive=controller,
-        max_steps=int(max_steps),
+        max_steps=max_steps,
         dtype=dtype,
         chunk_size=int(min(chunk_size or num_particles, num_particles)),
     )

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from .._checks import check_dim, check_positive, check_range
+from .._checks import check_dim, check_positive, check_range, check_scalar
 from .._types import Array, Float, PRNGKeyArray
 from ..features import Feature
 from ..interpolants import AbstractInterpolant
@@ -41,12 +41,20 @@ class GaussianMixture(AbstractTarget):
 
     def __check_init__(self):
         check_dim("dim", self.dim)
-        check_range("p", self.p, 0.0, 1.0)
-        check_positive("sigma2", self.sigma2)
-        if self.direction is not None and jnp.shape(self.direction) != (self.dim,):
-            raise ValueError(
-                f"direction must have shape (dim,) = ({self.dim},), got {jnp.shape(self.direction)}"
-            )
+        check_scalar("p", check_range("p", self.p, 0.0, 1.0), "(0, 1)")
+        check_scalar("sigma2", check_positive("sigma2", self.sigma2), "(0, inf)")
+        if self.direction is not None:
+            if jnp.shape(self.direction) != (self.dim,):
+                raise ValueError(
+                    f"direction must have shape (dim,) = ({self.dim},), got {jnp.shape(self.direction)}"
+                )
+            if not isinstance(self.direction, jax.core.Tracer):
+                r = np.asarray(self.direction, dtype=np.float64)
+                if not (np.all(np.isfinite(r)) and np.any(r != 0)):
+                    raise ValueError(
+                        "direction must be a finite nonzero vector (entries in (-inf, inf), "
+                        f"|r| > 0), got {r.tolist()}"
+                    )
 
     # -- the direction r -------------------------------------------------------------------
     def r_dot(self, x: Float[Array, " dim"]) -> Float[Array, ""]:

@@ -36,9 +36,23 @@ GRAM_TOL = 1e-5
 """Tolerance on ``e_k.e_l in {0, -1}`` and ``|e_k| = 1`` when validating ``directions``."""
 
 
-def _as_float_array(value):
-    value = jnp.asarray(value)
-    return value if jnp.issubdtype(value.dtype, jnp.inexact) else value.astype(float)
+def _float_array(name: str, allowed: str):
+    """A converter to a float array that names ``name`` when ``value`` is no array of numbers."""
+
+    def convert(value):
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(f"{name} must be an array of shape (K,) with entries in {allowed}, got {value!r}")
+        try:
+            value = jnp.asarray(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be an array of shape (K,) with entries in {allowed}, got {value!r}"
+            ) from None
+        if not (jnp.issubdtype(value.dtype, jnp.number) or value.dtype == bool):
+            raise TypeError(f"{name} must be an array of shape (K,) with entries in {allowed}, got {value!r}")
+        return value if jnp.issubdtype(value.dtype, jnp.inexact) else value.astype(float)
+
+    return convert
 
 
 def _concrete(value) -> np.ndarray | None:
@@ -66,9 +80,15 @@ class KModeMixture(AbstractTarget):
     """
 
     dim: int = eqx.field(static=True)
-    weights: Float[Array, " K"] = eqx.field(converter=_as_float_array, default=(0.5, 0.3, 0.2))
-    variances: Float[Array, " K"] = eqx.field(converter=_as_float_array, default=(0.25, 0.5, 1.0))
-    amplitudes: Float[Array, " K"] = eqx.field(converter=_as_float_array, default=(1.0, 1.0, 1.0))
+    weights: Float[Array, " K"] = eqx.field(
+        converter=_float_array("weights", "(0, 1] summing to 1"), default=(0.5, 0.3, 0.2)
+    )
+    variances: Float[Array, " K"] = eqx.field(
+        converter=_float_array("variances", "(0, inf)"), default=(0.25, 0.5, 1.0)
+    )
+    amplitudes: Float[Array, " K"] = eqx.field(
+        converter=_float_array("amplitudes", "(0, inf)"), default=(1.0, 1.0, 1.0)
+    )
     directions: Float[Array, "K dim"] | None = None
 
     def __check_init__(self):
