@@ -99,7 +99,8 @@ def estimate(
     if used == 0 and not allow_empty:
         raise ValueError(
             f"stats must have >= 1 particle whose statistics are all finite, got {finite.size} "
-            "particles and none finite: no feature can be estimated (allow_empty=True keeps the row)"
+            "particles and none finite (each has a non-finite statistic): no feature can be "
+            "estimated (allow_empty=True keeps the row)"
         )
     kept = {name: np.asarray(value)[finite] for name, value in stats.items()}
     try:

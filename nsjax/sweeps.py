@@ -109,7 +109,7 @@ def _check_params(params: Any) -> dict[str, np.ndarray]:
         out[k] = arr
     sizes = {k: v.shape for k, v in out.items()}
     if len(set(sizes.values())) != 1:
-        raise ValueError(f"params must all have the same shape (G,), got {sizes}")
+        raise ValueError(f"params must all have the same length G, shape (G,), got {sizes}")
     return out
 
 

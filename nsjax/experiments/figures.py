@@ -90,7 +90,7 @@ def figure2(cfg: Config, folder: str, progress: Progress = silent) -> Figure2:
             cfg.fig2_realizations,
             steps=100,
             path_ts=ts,
-            path_coords=500,
+            path_coords=min(500, d),
             chunk_size=max(1, min(cfg.fig2_realizations, 50_000_000 // d)),
             dtype=jnp.float32,
         )
