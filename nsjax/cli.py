@@ -128,7 +128,8 @@ def add_sample_parser(sub) -> None:
         choices=sorted(SOLVERS),
         default="euler",
         help="euler; fused fixed-step heun/midpoint/ralston/rk4; "
-        "diffrax-<name>: diffrax's generic tableaus; bosh3/tsit5/dopri5 adaptive",
+        "diffrax-<name>: diffrax's generic tableaus; bosh3/tsit5/dopri5 adaptive; "
+        "exponential/multistep (fixed steps): ddim/dpm-solver-2/dpmpp-2m/dpmpp-3m/unipc/deis/ipndm",
     )
     group.add_argument(
         "--adaptive",

@@ -4,7 +4,9 @@
 ``heun``, ``midpoint``, ``ralston``, ``rk4`` (below); diffrax's generic ``diffrax-heun``,
 ``diffrax-midpoint``, ``diffrax-ralston``, ``diffrax-rk4`` (:class:`RK4`, built from
 :class:`FusedRK4`'s tableau: one RK4 tableau in the package); the adaptive ``bosh3``, ``tsit5``,
-``dopri5``. :func:`evaluations_per_step` counts velocity evaluations (checked against a run-time
+``dopri5``; the exponential and multistep integrators of :mod:`nsjax.exponential` (fixed steps:
+``ddim``, ``dpm-solver-2``, ``dpmpp-2m``, ``dpmpp-3m``, ``unipc``, ``deis``, ``ipndm``).
+:func:`evaluations_per_step` counts velocity evaluations (checked against a run-time
 counter in ``tests/test_solve.py``).
 
 Fused fixed-step explicit Runge–Kutta solvers (a performance layer, same API):
@@ -43,6 +45,8 @@ import diffrax
 import jax
 import numpy as np
 from diffrax._local_interpolation import ThirdOrderHermitePolynomialInterpolation
+
+from .exponential import EXPONENTIAL_SOLVERS
 
 __all__ = [
     "ADAPTIVE",
@@ -196,6 +200,8 @@ SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
     "bosh3": diffrax.Bosh3,
     "tsit5": diffrax.Tsit5,
     "dopri5": diffrax.Dopri5,
+    # exponential and multistep integrators on the frame and denoiser (nsjax.exponential)
+    **EXPONENTIAL_SOLVERS,
 }
 ADAPTIVE = ("bosh3", "tsit5", "dopri5", "heun")
 """Names that can take adaptive steps (``heun`` through its embedded-error form)."""

@@ -91,7 +91,8 @@ _COUNTER: list = []
 
 @pytest.mark.parametrize(
     "solver,steps",
-    [("euler", 7), ("heun", 7), ("midpoint", 7), ("rk4", 7), ("tsit5", None), ("bosh3", None)],
+    [("euler", 7), ("heun", 7), ("midpoint", 7), ("rk4", 7), ("tsit5", None), ("bosh3", None)]
+    + [(name, 7) for name in ("ddim", "dpm-solver-2", "dpmpp-2m", "dpmpp-3m", "unipc", "deis", "ipndm")],
 )
 @pytest.mark.parametrize("schedule", ["ve-dilated", "ddpm"])
 def test_nfe_matches_counted_evaluations(solver, steps, schedule):
