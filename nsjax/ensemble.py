@@ -200,6 +200,7 @@ def sample(
     if target_dim is not None and path_coords > target_dim:
         raise ValueError(f"path_coords must lie in [0, dim] = [0, {target_dim}], got {path_coords}")
     per_step, once = evaluations_per_step(solver)
+    stages = per_step + once + getattr(solver, "stored_states", lambda: 0)()  # + multistep history
     mesh = None
     if sharding is not None:
         from .sharding import ShardedDim, ShardedSystem, make_mesh
@@ -209,7 +210,7 @@ def sample(
     if sharding == "dim":
         system = ShardedSystem(system, ShardedDim(mesh))
     if chunk_size is None:
-        chunk_size = _default_chunk(system, num_particles, dtype.itemsize, per_step + once, memory_budget)
+        chunk_size = _default_chunk(system, num_particles, dtype.itemsize, stages, memory_budget)
     chunk_size = min(check_dim("chunk_size", chunk_size), num_particles)
     if sharding == "particles":  # chunks are per device
         chunk_size = min(chunk_size, -(-num_particles // mesh.size))
@@ -248,7 +249,7 @@ def sample(
         max_steps_reached=exhausted,
         info={"solver": type(solver).__name__, "steps": steps, "schedule": type(schedule).__name__,
               "sharding": sharding, "num_devices": 1 if mesh is None else mesh.size},
-        memory=memory_report(chunk_size * system.bytes_per_particle(dtype.itemsize, per_step + once)),
+        memory=memory_report(chunk_size * system.bytes_per_particle(dtype.itemsize, stages)),
     )
     if nonfinite:
         message = (
