@@ -528,7 +528,23 @@ class UniPC(AbstractExponentialSolver):
         return self._done(y0, y1, _UniPCState(_push(hist, a0, s0, m0), x0, order))
 
 
-class DEIS(AbstractExponentialSolver):
+class _VariableOrderMultistep(AbstractExponentialSolver):
+    """A multistep method of order ``solver_order`` (lower while its history fills), keeping the
+    last ``solver_order - 1`` denoiser values (at least one)."""
+
+    solver_order: eqx.AbstractVar[int]
+
+    def order(self, terms) -> int:
+        return self.solver_order
+
+    def stored_states(self) -> int:
+        return max(self.solver_order - 1, 1)
+
+    def init(self, terms, t0, t1, y0, args):
+        return _empty_history(y0, t0, max(self.solver_order - 1, 1))
+
+
+class DEIS(_VariableOrderMultistep):
     """DEIS with the ``rho``-AB multistep rule (Zhang & Chen 2023; diffusers'
     ``DEISMultistepScheduler``, ``algorithm_type="deis"``), ``solver_order`` 1 to 3, one evaluation per
     step. The noise prediction ``eps = (x - a eta)/s`` is interpolated by a Lagrange polynomial
@@ -548,14 +564,6 @@ class DEIS(AbstractExponentialSolver):
         if self.solver_order not in (1, 2, 3):
             raise ValueError(f"solver_order must be 1, 2 or 3, got {self.solver_order}")
 
-    def order(self, terms) -> int:
-        return self.solver_order
-
-    def stored_states(self) -> int:
-        return max(self.solver_order - 1, 1)
-
-    def init(self, terms, t0, t1, y0, args):
-        return _empty_history(y0, t0, max(self.solver_order - 1, 1))
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         flow = _flow_term(terms)
@@ -601,7 +609,7 @@ _AB = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 
 """Adams–Bashforth weights of equal steps, most recent first."""
 
 
-class IPNDM(AbstractExponentialSolver):
+class IPNDM(_VariableOrderMultistep):
     """Improved pseudo-numerical method (iPNDM; Zhang & Chen 2023, diffusers' ``IPNDMScheduler``),
     ``solver_order`` 1 to 4, one evaluation per step: the DDIM step in noise-prediction form with ``eps``
     replaced by its Adams–Bashforth combination ``E`` over the last steps (fixed equal-step
@@ -617,14 +625,6 @@ class IPNDM(AbstractExponentialSolver):
         if self.solver_order not in (1, 2, 3, 4):
             raise ValueError(f"solver_order must be 1, 2, 3 or 4, got {self.solver_order}")
 
-    def order(self, terms) -> int:
-        return self.solver_order
-
-    def stored_states(self) -> int:
-        return max(self.solver_order - 1, 1)
-
-    def init(self, terms, t0, t1, y0, args):
-        return _empty_history(y0, t0, max(self.solver_order - 1, 1))
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         flow = _flow_term(terms)
