@@ -534,6 +534,22 @@ class _VariableOrderMultistep(AbstractExponentialSolver):
 
     solver_order: eqx.AbstractVar[int]
 
+    def __check_init__(self):
+        orders = tuple(range(1, self.method_order + 1))
+        if self.solver_order not in orders:
+            allowed = ", ".join(map(str, orders[:-1])) + f" or {orders[-1]}"
+            raise ValueError(f"solver_order must be {allowed}, got {self.solver_order}")
+
+    def _start(self, terms, t0, t1, y0):
+        """``(flow, a0, s0, a1, s1, step scalars, eta_0, eps_0)`` at the start of a step."""
+        flow = _flow_term(terms)
+        a0, s0 = _frame(flow, t0)
+        a1, s1 = _frame(flow, t1)
+        m0 = flow.denoise(t0, y0)
+        s0s = _safe(s0, s0 > 0)
+        eps0 = _lincomb([(1 / s0s, y0), (-a0 / s0s, m0)])
+        return flow, a0, s0, a1, s1, _step_scalars(a0, s0, a1, s1), m0, eps0
+
     def order(self, terms) -> int:
         return self.solver_order
 
@@ -560,20 +576,10 @@ class DEIS(_VariableOrderMultistep):
     solver_order: int = eqx.field(static=True, default=3)
     method_order: ClassVar[int] = 3
 
-    def __check_init__(self):
-        if self.solver_order not in (1, 2, 3):
-            raise ValueError(f"solver_order must be 1, 2 or 3, got {self.solver_order}")
-
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        flow = _flow_term(terms)
+        flow, a0, s0, a1, s1, st, m0, eps0 = self._start(terms, t0, t1, y0)
         hist = solver_state
-        a0, s0 = _frame(flow, t0)
-        a1, s1 = _frame(flow, t1)
-        st = _step_scalars(a0, s0, a1, s1)
-        m0 = flow.denoise(t0, y0)
-        s0s = _safe(s0, s0 > 0)
-        eps0 = _lincomb([(1 / s0s, y0), (-a0 / s0s, m0)])
         pairs = [(st.A, y0), (st.a_t * st.g1, m0)]
         if self.solver_order >= 2:
             h, fin = st.h, st.h_finite
@@ -621,20 +627,10 @@ class IPNDM(_VariableOrderMultistep):
     solver_order: int = eqx.field(static=True, default=4)
     method_order: ClassVar[int] = 4
 
-    def __check_init__(self):
-        if self.solver_order not in (1, 2, 3, 4):
-            raise ValueError(f"solver_order must be 1, 2, 3 or 4, got {self.solver_order}")
-
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        flow = _flow_term(terms)
+        flow, a0, s0, a1, s1, st, m0, eps0 = self._start(terms, t0, t1, y0)
         hist = solver_state
-        a0, s0 = _frame(flow, t0)
-        a1, s1 = _frame(flow, t1)
-        st = _step_scalars(a0, s0, a1, s1)
-        m0 = flow.denoise(t0, y0)
-        s0s = _safe(s0, s0 > 0)
-        eps0 = _lincomb([(1 / s0s, y0), (-a0 / s0s, m0)])
         used = jnp.minimum(hist.count + 1, self.solver_order)
         # a_t (rho_t - rho_0) = s_t - a_t s_0 / a_0 (history exists only when a_0 > 0)
         scale = jnp.where(a0 > 0, s1 - a1 * s0 / _safe(a0, a0 > 0), 0.0)
