@@ -244,7 +244,7 @@ def run_sample(args) -> dict:
 
 
 # -- entry point -----------------------------------------------------------------------------------
-_EXTRA_COMMANDS = ("nsjax.reproduce",)
+_EXTRA_COMMANDS = ("nsjax.reproduce", "nsjax.optimize")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,8 +113,19 @@ PAPER_SCHEDULES = ("vp", "ve", "vp-dilated", "ve-dilated")
 STANDARD_SCHEDULES = ("ddpm", "vpsde", "cosine", "vesde", "edm")
 
 
+def _file_entry(name: str) -> ScheduleEntry:
+    """The entry of a schedule file ``file:PATH`` (:mod:`nsjax.schedule_files`): its noise is the
+    file's, its only parameter the dimension."""
+    from .schedule_files import load_schedule, read_schedule
+
+    record = read_schedule(name)
+    return ScheduleEntry(name, record["noise"], (), lambda dim, c: load_schedule(name, dim))
+
+
 def resolve(name: str) -> ScheduleEntry:
-    """The registry entry of a schedule name or alias."""
+    """The registry entry of a schedule name or alias, or of a schedule file ``file:PATH``."""
+    if isinstance(name, str) and name.startswith("file:"):
+        return _file_entry(name)
     entry = SCHEDULES.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
     if entry is None:
         raise ValueError(f"schedule name must be one of {sorted(SCHEDULES)}, got {name!r}")
@@ -159,14 +170,22 @@ def preset(
     sigma_max: float | None = None,
     **params: Any,
 ) -> Preset:
-    """The interpolant and schedule called ``name`` (``PRESETS``) at dimension ``dim``.
+    """The interpolant and schedule called ``name`` (``PRESETS``, or ``file:PATH``: a schedule
+    file of :mod:`nsjax.schedule_files`, with its own noise) at dimension ``dim``.
 
     ``form`` selects the linear or trig interpolant (and the matching dilated VE schedule);
     ``kappa`` applies to the dilated schedules, ``sigma_max`` to VE-SDE / EDM (default 348 / 80),
     ``params`` to any schedule's own parameters.
     """
+    if isinstance(name, str) and name.startswith("file:"):
+        dim = check_dim("dim", dim)
+        entry = resolve(name)
+        c = noise_scale(entry.noise, dim)
+        return Preset(make_interpolant(form, c), entry.factory(dim, c))
     if not isinstance(name, str) or name not in PRESETS:
-        raise ValueError(f"preset name must be one of {list(PRESETS)}, got {name!r}")
+        raise ValueError(
+            f"preset name must be one of {list(PRESETS)} or file:PATH (a schedule file), got {name!r}"
+        )
     dim = check_dim("dim", dim)
     schedule_name, noise = PRESETS[name]
     c = noise_scale(noise, dim)

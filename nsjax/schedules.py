@@ -26,6 +26,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._checks import check_dim, check_positive, check_range, check_scalar
 from ._types import Array, Float, Int
@@ -43,6 +44,8 @@ __all__ = [
     "VESDE",
     "EDM",
     "Selected",
+    "Warp",
+    "TwoPhase",
 ]
 
 T = Float[Array, "*shape"]
@@ -506,3 +509,117 @@ class Selected(AbstractSchedule):
         values = [s.evaluate(t, piece) for s in self.schedules]
         index = jnp.asarray(self.index).astype(jnp.int32)
         return jax.tree.map(lambda *v: jnp.choose(index, v, mode="clip"), *values)
+
+
+# -- learnable schedules (docs/theory.md §8) -------------------------------------------------------
+def _legendre(x: T, num: int) -> list[T]:
+    """``[P_1(x), ..., P_num(x)]`` by Bonnet's recursion."""
+    polys, previous, current = [], jnp.ones_like(x), x
+    for n in range(1, num + 1):
+        polys.append(current)
+        previous, current = current, ((2 * n + 1) * x * current - n * previous) / (n + 1)
+    return polys
+
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = (tuple(float(v) for v in a) for a in np.polynomial.legendre.leggauss(24))
+
+
+class Warp(eqx.Module):
+    """A monotone map of ``[0, 1]`` onto itself with exact ends, ``len(coefficients)`` parameters::
+
+        W(s) = int_0^s e^{f(u)} du / Z,   Z = int_0^1 e^{f(u)} du,   f(u) = sum_k a_k P_k(2u - 1)
+
+    (``P_k`` Legendre polynomials; ``a = 0`` is the identity). ``W' = e^f / Z > 0`` for every
+    ``a``, so any parameter vector gives a valid schedule piece, and ``W`` is smooth (a Runge–Kutta
+    step inside one piece keeps its order). Both ``W`` and ``1 - W = int_s^1 e^f / Z`` are computed
+    directly (24-point Gauss–Legendre on ``[0, s]`` and ``[s, 1]``), so neither end loses
+    precision in float32.
+    """
+
+    coefficients: Float[Array, " K"]
+
+    def _density(self, u):
+        a = jnp.asarray(self.coefficients)
+        if a.shape[-1] == 0:
+            return jnp.ones_like(u)
+        polys = _legendre(2 * u - 1, a.shape[-1])
+        return jnp.exp(sum(a[k] * polys[k] for k in range(a.shape[-1])))
+
+    def _integral(self, lo, hi):
+        half = (hi - lo) / 2
+        total = sum(w * self._density(lo + half * (1 + x)) for x, w in zip(_GAUSS_NODES, _GAUSS_WEIGHTS))
+        return half * total
+
+    def __call__(self, s: T) -> tuple[T, T, T]:
+        """``(W(s), 1 - W(s), W'(s))``."""
+        s = jnp.asarray(s)
+        norm = self._integral(jnp.zeros_like(s), jnp.ones_like(s))
+        return self._integral(jnp.zeros_like(s), s) / norm, self._integral(s, jnp.ones_like(s)) / norm, (
+            self._density(s) / norm
+        )
+
+
+class TwoPhase(AbstractSchedule):
+    """The paper's two-phase dilations with a learnable warp in each phase (docs/theory.md §8).
+
+    With ``a = kappa / sqrt(d)``, the breakpoint ``t_b = split`` and local times
+    ``s_1 = t / t_b``, ``s_2 = (t - t_b) / (1 - t_b)`` (``W_1``, ``W_2``: :class:`Warp`)::
+
+        noise "vp":  tau = a W_1(s_1)                     (t <= t_b)
+                     1 - tau = (1 - a)(1 - W_2(s_2))      (t >= t_b)
+        noise "ve":  tau = (1 - a) W_1(s_1)               (t <= t_b)
+                     1 - tau = a (1 - W_2(s_2))           (t >= t_b)
+
+    so the VP speciation window ``tau sqrt(d) = kappa W_1`` and the VE collapse window
+    ``sqrt(d)(1 - tau) = kappa (1 - W_2)`` are the same functions of ``t`` at every ``d``: one
+    parameter vector serves all dimensions. Zero coefficients and ``split = 1/2`` give
+    :class:`DilatedVP` / :class:`DilatedVE` (linear form) exactly. Parameters are pytree leaves
+    (``log_kappa``, ``first.coefficients``, ``second.coefficients``): ``jax.grad`` of any objective
+    of a solve with respect to them is the gradient of :func:`nsjax.optimize.optimize`.
+    """
+
+    log_kappa: Float[Array, ""] | float
+    dim: Float[Array, ""] | float
+    first: Warp
+    second: Warp
+    noise: str = eqx.field(static=True, default="vp")
+    split: float = eqx.field(static=True, default=0.5)
+
+    def __check_init__(self):
+        if self.noise not in ("vp", "ve"):
+            raise ValueError(f"noise must be 'vp' or 've', got {self.noise!r}")
+        if isinstance(self.split, bool) or not isinstance(self.split, (int, float)) or not 0 < self.split < 1:
+            raise ValueError(f"split must be a breakpoint time in (0, 1), got {self.split!r}")
+        _check_dim_value(self.dim)
+        check_scalar("log_kappa", self.log_kappa, "(-inf, log(sqrt(dim)))")
+        if not isinstance(self.log_kappa, jax.core.Tracer) and not isinstance(self.dim, jax.core.Tracer):
+            _check_kappa(math.exp(float(self.log_kappa)), self.dim)
+
+    @classmethod
+    def init(cls, noise: str, dim, *, kappa: float = 3.0, num_coefficients: int = 4,
+             split: float = 0.5, dtype=None) -> "TwoPhase":
+        """The paper's dilation for ``noise`` as a starting point (zero warps)."""
+        check_positive("kappa", kappa)
+        num = check_dim("num_coefficients", num_coefficients + 1) - 1
+        zeros = jnp.zeros((num,), dtype or jnp.result_type(float))
+        return cls(jnp.log(jnp.asarray(kappa, zeros.dtype)), dim, Warp(zeros), Warp(zeros),
+                   noise=noise, split=float(split))
+
+    @property
+    def kappa(self) -> Float[Array, ""]:
+        return jnp.exp(self.log_kappa)
+
+    @property
+    def breakpoints(self):
+        return (self.split,)
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        dim = self.dim
+        a = self.kappa / (math.sqrt(dim) if isinstance(dim, (int, float)) else jnp.sqrt(dim))
+        lo, width = (0.0, self.split) if piece == 0 else (self.split, 1 - self.split)
+        w, w_c, dw = (self.first if piece == 0 else self.second)((t - lo) / width)
+        scale = a if (self.noise == "vp") == (piece == 0) else 1 - a
+        if piece == 0:
+            return ScheduleValue(scale * w, (1 - scale) + scale * w_c, scale * dw / width)
+        return ScheduleValue((1 - scale) + scale * w, scale * w_c, scale * dw / width)
