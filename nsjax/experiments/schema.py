@@ -263,6 +263,17 @@ RESULTS = Record(
         ),
     },
     optional={
+        "solver_study": Record(
+            {
+                "dims": List(NUM, min_length=1),
+                "nfe_to_tolerance": Map(Map(Opt(NUM), DIM), RUN),
+                "steps_to_tolerance": STEPS,
+                "flat": Map(BOOL, RUN),
+                "dichotomy": Map(Map(List(BOOL, length=2))),
+                "survives": Map(Opt(BOOL)),
+                "timings": Map(TIMING),
+            }
+        ),
         "kappa_check": Record(
             {
                 "kappas": List(NUM, min_length=1),
