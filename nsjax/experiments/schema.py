@@ -178,7 +178,14 @@ CONFIG = Record(
         "fig1_dim": INT,
         "loop_runs": INT,
         "seed": INT,
-    }
+    },
+    {
+        "solver_study_solvers": List(STR),
+        "solver_study_standard": BOOL,
+        "solver_study_dims": List(NUM),
+        "solver_study_quantiles": INT,
+        "solver_study_max_steps": INT,
+    },
 )
 RESULTS = Record(
     {
