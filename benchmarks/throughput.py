@@ -442,6 +442,9 @@ def main(argv: list[str] | None = None) -> dict:
           f"GB/s, scale {_fmt(bw['scale_GBps'])} GB/s", flush=True)
 
     rk_solvers = ("euler", "heun", "midpoint", "rk4", "diffrax-heun", "diffrax-rk4")
+    # exponential and multistep solvers (issue 13): cost per evaluation against Euler timed in
+    # the same group (target <= 1.3x: a stored history, not an extra reduction)
+    exp_solvers = ("ddim", "dpm-solver-2", "dpmpp-2m", "dpmpp-3m", "unipc", "deis", "ipndm")
     # grid rows: ((target, solver) runs timed together, d, particles, seconds of marginal work)
     # the roofline point: per chunk 2.5 GB on GPU, 256 MB on CPU (128 MB with --quick), all far
     # beyond the last-level cache
@@ -457,6 +460,7 @@ def main(argv: list[str] | None = None) -> dict:
             grid = [(gm_rk[:-1] + cw_runs, roof_d, roof_b, 3 * work)]
         grid += [([("gm", "euler")], d, 64, work) for d in (10**4, 10**5)]
         grid += [([("gm", "euler")], 10**7, 256 if gpu else 8, work)]
+        grid += [([("gm", "euler")] + [("gm", s) for s in exp_solvers], roof_d, roof_b, work)]
         torch_steps = (2, 5)
     else:
         grid = []
@@ -469,6 +473,7 @@ def main(argv: list[str] | None = None) -> dict:
             runs = [("gm", "euler")] + [(t, s) for t in ("cw-exact", "cw-two-saddle")
                                         for s in ("euler", "heun", "rk4")]
             grid.append((runs, d, cw_b, 2 * work))
+        grid.append(([("gm", "euler")] + [("gm", s) for s in exp_solvers], roof_d, roof_b, 2 * work))
         torch_steps = (2, 6)
 
     points: list[Point] = []
@@ -515,10 +520,14 @@ def main(argv: list[str] | None = None) -> dict:
             for s in roof_solvers if gm_bytes_model(s) is not None},
         "rk_to_euler": {s: cost(find("gm", s, roof_d, roof_b)) / cost(euler)
                         for s in roof_solvers if s != "euler"},
+        "exponential_to_euler": {},
         "cw_to_gm": {},
         "suspect_rows": [f"{p.target} {p.solver} d={p.d:.0e} B={p.particles}" for p in points if p.suspect],
     }
     for pt in points:
+        if pt.target == "gm" and pt.solver in exp_solvers:
+            base = find("gm", "euler", pt.d, pt.particles, pt.group)
+            summary["exponential_to_euler"][pt.solver] = cost(pt) / cost(base)
         if pt.target.startswith("cw") and pt.solver == "euler":
             gm = find("gm", "euler", pt.d, pt.particles, pt.group) or find("gm", "euler", pt.d, pt.particles)
             if gm is not None:
@@ -534,6 +543,8 @@ def main(argv: list[str] | None = None) -> dict:
           + ", ".join(f"{k} {v:.2f}" for k, v in summary["roofline_fraction_by_solver"].items()))
     print("cost per evaluation / Euler's: "
           + ", ".join(f"{k} {v:.2f}" for k, v in summary["rk_to_euler"].items()))
+    print("exponential/multistep cost per evaluation / Euler's (same group): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in summary["exponential_to_euler"].items()))
     if summary["suspect_rows"]:
         print("suspect rows (kept out of these ratios): " + "; ".join(summary["suspect_rows"]))
     print("CW / GM per evaluation (Euler): "

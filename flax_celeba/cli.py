@@ -180,6 +180,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed_step_solvers() -> tuple[str, ...]:
+    from nsjax.solvers import SOLVERS
+
+    return tuple(name for name in SOLVERS if name not in ("bosh3", "tsit5", "dopri5"))
+
+
+_FIXED_STEP_SOLVERS = _fixed_step_solvers()
+
+
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="converted or diffusers model folder")
     p.add_argument("--num-images", type=int, default=16)
@@ -192,7 +201,13 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
         help="ODE noise scale: vp = 1, ve = sqrt(d) (default: by model kind)",
     )
     p.add_argument("--kappa", type=float, default=3.0, help="dilated schedules' kappa")
-    p.add_argument("--solver", default="euler", help="ODE solver (euler, heun, midpoint, ...)")
+    p.add_argument(
+        "--solver",
+        default="euler",
+        choices=_FIXED_STEP_SOLVERS,
+        help="ODE solver: Runge-Kutta (euler, heun, rk4, ...) or exponential/multistep "
+        "(ddim, dpm-solver-2, dpmpp-2m, dpmpp-3m, unipc, deis, ipndm)",
+    )
     p.add_argument("--correct-steps", type=int, default=None, help="PC corrector steps")
     p.add_argument(
         "--sigma-max",

@@ -35,7 +35,9 @@ Steps and history. Fixed steps only (``int``, ``PieceSteps``, ``diffrax.StepTo``
 controller is refused by :func:`nsjax.solve.check_solve`: these solvers have no error estimate).
 The multistep solvers keep past denoiser values (or noise predictions) and their ``(a, s)`` in the
 solver state and take any step sizes. Each schedule piece is a separate ``diffeqsolve``, so the
-history restarts at a breakpoint (the lower-order warm-up steps run again): breakpoints are jumps.
+history restarts at a breakpoint (the lower-order warm-up steps run again) unless the solver
+``joins_pieces``: then all pieces are one ``diffeqsolve`` on the concatenated grid and the history
+crosses the breakpoint (UniPC, DEIS; see :attr:`AbstractExponentialSolver.joins_pieces`).
 Evaluations: one denoiser call per step (:meth:`evaluations_per_step` ``(1, 0)``; UniPC's corrector
 reuses the next step's call), DPM-Solver-2 two.
 
@@ -203,6 +205,13 @@ class AbstractExponentialSolver(diffrax.AbstractSolver):
     :class:`~nsjax.solve.FlowTerm` (not its velocity)."""
 
     method_order: ClassVar[int] = 1
+    joins_pieces: ClassVar[bool] = True
+    """Integrate across schedule breakpoints in one solve, history kept (:func:`nsjax.solve.solve`):
+    the solver reads the frame and the denoiser at its step points, never ``tau'``. Chosen per
+    solver by the NFE to tolerance on the dilated schedules (docs/theory.md §7): DDIM and
+    DPM-Solver-2 (no history: the same result either way), UniPC and DEIS join; 2M, 3M and
+    iPNDM restart (their extrapolation over the step-size jump at ``t = 1/2`` costs more than
+    the warm-up it saves)."""
     term_structure: ClassVar = diffrax.AbstractTerm
     interpolation_cls: ClassVar = diffrax.LocalLinearInterpolation
 
@@ -370,6 +379,7 @@ class DPMSolverPP2M(AbstractExponentialSolver):
     """
 
     method_order: ClassVar[int] = 2
+    joins_pieces: ClassVar[bool] = False
 
     def stored_states(self) -> int:
         return 1
@@ -407,6 +417,7 @@ class DPMSolverPP3M(AbstractExponentialSolver):
     """
 
     coefficients: str = eqx.field(static=True, default="taylor")
+    joins_pieces: ClassVar[bool] = False
 
     def __check_init__(self):
         if self.coefficients not in ("taylor", "diffusers"):
@@ -626,6 +637,7 @@ class IPNDM(_VariableOrderMultistep):
 
     solver_order: int = eqx.field(static=True, default=4)
     method_order: ClassVar[int] = 4
+    joins_pieces: ClassVar[bool] = False
 
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):

@@ -19,7 +19,11 @@ Steps (``steps=``), each a diffrax object or a thin wrapper:
 
 Breakpoints are jump times: the solve restarts on each one and each piece integrates its own
 smooth formula, so a stage evaluated on a breakpoint takes its piece's one-sided slope
-(docs/theory.md §4). Schedules that stop at ``tau(1) < 1`` end with one denoising step
+(docs/theory.md §4). Solvers that read only the frame ``(alpha, beta, tau)`` and the denoiser at
+their step points (exponential and multistep integrators, ``solver.joins_pieces``) never see the
+rate ``tau'``, so a kink of ``t -> tau`` is invisible to them: they integrate all pieces in one
+``diffeqsolve`` on the concatenated grid (:class:`PiecewiseSteps` for traced counts) and keep
+their history across breakpoints (docs/theory.md §7). Schedules that stop at ``tau(1) < 1`` end with one denoising step
 ``X <- eta(tau(1), X)``, counted in ``nfe`` (docs/theory.md §5).
 """
 
@@ -45,6 +49,7 @@ from .systems import AbstractSystem, Particles, as_system
 __all__ = [
     "FlowTerm",
     "PieceSteps",
+    "PiecewiseSteps",
     "Save",
     "Solution",
     "StepSpec",
@@ -224,21 +229,28 @@ class FlowTerm(diffrax.AbstractTerm):
     system: Any
     interpolant: AbstractInterpolant
     schedule: AbstractSchedule
-    piece: int = eqx.field(static=True)
+    piece: int | None = eqx.field(static=True)
+    """The piece whose smooth formula applies at every ``t``; ``None``: the piecewise map
+    (right-continuous at breakpoints; for solvers that never read ``tau'``)."""
+
+    def _value(self, t):
+        if self.piece is None:
+            return self.schedule.value(t)
+        return self.schedule.evaluate(t, self.piece)
 
     def frame(self, t) -> tuple[Any, Any, Any, Any]:
         """``(alpha, beta, c, tau')`` at ``t``: ``X = c alpha x0 + beta x1`` in law."""
-        tau, tau_c, rate = self.schedule.evaluate(t, self.piece)
+        tau, tau_c, rate = self._value(t)
         interpolant = self.interpolant
         return interpolant.alpha(tau, tau_c), interpolant.beta(tau, tau_c), interpolant.noise_scale, rate
 
     def denoise(self, t, y) -> Any:
         """``eta(tau(t), y) = E[x1 | I_tau = y]``."""
-        tau, tau_c, _ = self.schedule.evaluate(t, self.piece)
+        tau, tau_c, _ = self._value(t)
         return self.system.denoise(self.interpolant, tau, tau_c, y)
 
     def vf(self, t, y, args):
-        tau, tau_c, rate = self.schedule.evaluate(t, self.piece)
+        tau, tau_c, rate = self._value(t)
         velocity = self.system.velocity(self.interpolant, tau, tau_c, y)
         return jax.tree.map(lambda v: rate * v, velocity)
 
@@ -249,9 +261,50 @@ class FlowTerm(diffrax.AbstractTerm):
         return jax.tree.map(lambda v: v * control, vf)
 
 
-def piece_term(system, interpolant, schedule, piece: int) -> FlowTerm:
-    """``dX/dt = tau'(t) b(tau(t), X)`` with piece ``piece``'s own formula (any ``t``)."""
+def piece_term(system, interpolant, schedule, piece: int | None) -> FlowTerm:
+    """``dX/dt = tau'(t) b(tau(t), X)`` with piece ``piece``'s own formula (any ``t``); ``None``:
+    the piecewise map."""
     return FlowTerm(system, interpolant, schedule, piece)
+
+
+class PiecewiseSteps(diffrax.AbstractStepSizeController):
+    """Equal steps within each piece, ``counts[k]`` of them on ``[edges[k], edges[k + 1]]``, in
+    one ``diffeqsolve`` (``counts`` traced: a new ``N`` reuses the compiled program).
+
+    Step ``i`` (``0 <= i <= sum(counts)``) ends at ``t_i = edges[k] + (i - C_k) (edges[k + 1] -
+    edges[k]) / counts[k]``, with ``C_k = counts[0] + ... + counts[k - 1] <= i`` and ``k`` the
+    last piece that has started; the breakpoints and ``t = 1`` are hit exactly.
+    """
+
+    edges: tuple[float, ...] = eqx.field(static=True)
+    counts: Int[Array, " pieces"]
+
+    def wrap(self, direction):
+        return self
+
+    def time(self, i, dtype):
+        """``t_i`` (clipped to the last edge)."""
+        counts = jnp.asarray(self.counts).astype(jnp.int32)
+        ends = jnp.cumsum(counts)
+        starts = ends - counts
+        k = jnp.sum((i >= ends[:-1]).astype(jnp.int32))
+        lo = jnp.asarray(self.edges[:-1], dtype)[k]
+        hi = jnp.asarray(self.edges[1:], dtype)[k]
+        frac = (i - starts[k]).astype(dtype) / counts[k].astype(dtype)
+        t = jnp.where(frac >= 1, hi, lo + frac * (hi - lo))
+        return jnp.where(i >= ends[-1], jnp.asarray(self.edges[-1], dtype), t)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        dtype = jnp.result_type(t0)
+        return self.time(jnp.ones((), jnp.int32), dtype), jnp.full((), 2, jnp.int32)
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
+        next_t1 = self.time(state, jnp.result_type(t1))
+        return True, t1, next_t1, False, state + 1, diffrax.RESULTS.successful
+
+
+def adaptive_steps(steps) -> bool:
+    return isinstance(steps, diffrax.PIDController)
 
 
 def _controller(steps, piece: int, t0: float, t1: float, grids, dtype):
@@ -339,8 +392,18 @@ def solve(
     num_steps = jnp.zeros((), jnp.int32)
     successful = jnp.ones((), bool)
     path_parts = []
-    for piece, (t0, t1) in enumerate(schedule.intervals()):
-        term = piece_term(system, interpolant, schedule, piece)
+    intervals = schedule.intervals()
+    piecewise = None
+    joined = len(intervals) > 1 and getattr(solver, "joins_pieces", False) and not adaptive_steps(steps)
+    if joined:  # one solve across the breakpoints: the solver reads no tau'
+        if grids is not None:
+            grids = (np.concatenate([grids[0], *(g[1:] for g in grids[1:])]),)
+        else:
+            edges = (0.0, *schedule.breakpoints, 1.0)
+            piecewise = PiecewiseSteps(edges, jnp.asarray(steps.counts))
+        intervals = ((0.0, 1.0),)
+    for piece, (t0, t1) in enumerate(intervals):
+        term = piece_term(system, interpolant, schedule, None if joined else piece)
         subs = [diffrax.SubSaveAt(t1=True)]
         if save is not None:
             in_piece = (lambda s: s >= t0) if piece == 0 else (lambda s: s > t0)
@@ -350,7 +413,10 @@ def solve(
                 subs.append(
                     diffrax.SubSaveAt(ts=jnp.asarray(piece_ts, dtype), fn=lambda t, y, args: fn(y))
                 )
-        controller, dt0, piece_max = _controller(steps, piece, t0, t1, grids, dtype)
+        if piecewise is not None:
+            controller, dt0, piece_max = piecewise, None, None
+        else:
+            controller, dt0, piece_max = _controller(steps, piece, t0, t1, grids, dtype)
         sol = diffrax.diffeqsolve(
             term,
             solver,

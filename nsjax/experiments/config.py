@@ -69,6 +69,12 @@ class Config:
     fig1_dim: int = 256**2
     loop_runs: int = 3
     seed: int = 0
+    solver_study_solvers: tuple[str, ...] = ("heun", "dpmpp-2m", "unipc", "deis")
+    """Solvers of the schedule x solver study (``()``: off)."""
+    solver_study_standard: bool = False
+    solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
+    solver_study_quantiles: int = 1024
+    solver_study_max_steps: int = 512
 
     def __post_init__(self):
         for f in fields(self):
@@ -143,6 +149,7 @@ def config_for(mode: str) -> Config:
             fig2_cw_dim=0,
             fig2_realizations=30,
             loop_runs=1,
+            solver_study_solvers=(),
         )
     if mode == "full":
         return Config(
@@ -158,5 +165,11 @@ def config_for(mode: str) -> Config:
             cw_posterior="exact",
             fig2_cw_dim=1_000_000,
             loop_runs=5,
+            solver_study_solvers=(
+                "euler", "heun", "rk4", "ddim", "dpmpp-2m", "dpmpp-3m", "unipc", "deis", "ipndm",
+            ),
+            solver_study_standard=True,
+            solver_study_quantiles=1024,
+            solver_study_max_steps=1024,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -207,6 +207,33 @@ def _closing(res: Results) -> list[str]:
     return lines
 
 
+def _solver_study(res: Results) -> list[str]:
+    """The schedule x solver table: NFE to tolerance per ``d``, dimension-free pairs, and the
+    VP/VE dichotomy per solver."""
+    st = res.solvers
+    if st is None:
+        return []
+    from .studies import DICHOTOMY_STEPS
+
+    dims = [dim_key(d) for d in st.dims]
+    lines = ["## Schedule x solver (exact reduction, NFE to tolerance)", ""]
+    lines.append("| schedule/solver | " + " | ".join(f"d = {float(d):.0e}" for d in dims) + " | dimension-free |")
+    lines.append("|---" * (len(dims) + 2) + "|")
+    for key, table in st.nfe_to_tolerance.items():
+        cells = [f"{table[d]:.0f}" if table.get(d) is not None else "—" for d in dims]
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {'yes' if st.flat[key] else 'no'} |")
+    lines += ["", "Dimension-free: the tolerance met at every d with max NFE <= 1.5 min NFE.", ""]
+    flat = [k for k, v in st.flat.items() if v]
+    lines.append("Dimension-free pairs: " + (", ".join(flat) if flat else "none") + ".")
+    lines.append("")
+    for solver, ok in st.survives.items():
+        rows = st.dichotomy.get(solver, {})
+        desc = ", ".join(f"{k}: p {'ok' if v[0] else 'missed'}, σ² {'ok' if v[1] else 'missed'}" for k, v in rows.items())
+        verdict = "survives" if ok else "does not survive" if ok is not None else "not measured"
+        lines.append(f"- {solver}: the VP/VE dichotomy {verdict} (d = {max(st.dims):.0e}, N = {DICHOTOMY_STEPS}: {desc}).")
+    return lines + [""]
+
+
 def render(res: Results) -> str:
     """The report: method, dichotomy, steps versus ``d``, particles, feature tables, adaptive
     solvers, Figures 1-2, sweep versus loop, runtime."""
@@ -217,6 +244,7 @@ def render(res: Results) -> str:
         _particles,
         _feature_tables,
         _adaptive,
+        _solver_study,
         _paper_figures,
         _closing,
     )

@@ -18,6 +18,7 @@ from .studies import (
     LoopComparison,
     ParticleStudy,
     ReductionStudy,
+    SolverStudy,
 )
 from .verdicts import Notes, adaptive_notes, dichotomy_verdict, standard_notes, step_notes
 
@@ -44,6 +45,8 @@ class Results:
     """File names (in the output folder) of the figures, in the order written."""
     runtime: Mapping[str, float]
     """Wall seconds per part (``<part>_s``) and in all (``total_s``)."""
+    solvers: SolverStudy | None = None
+    """The schedule x solver study (``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -141,6 +144,8 @@ class Results:
                 "speedup": lc.speedup,
                 "particles_per_run": lc.particles_per_run,
             }
+        if self.solvers is not None:
+            out["solver_study"] = self.solvers.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

@@ -70,6 +70,9 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     fig2 = timed("figure2", figures.figure2, cfg, folder, progress)
     if cfg.loop_runs:
         loop = timed("loop", studies.loop_comparison, cfg, paper, progress)
+    solvers = None
+    if cfg.solver_study_solvers:
+        solvers = timed("solver_study", studies.solver_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
     runtime["total_s"] = time.perf_counter() - start
@@ -89,6 +92,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         dichotomy=dichotomy,
         figures=tuple(os.path.basename(p) for p in paths),
         runtime=MappingProxyType(runtime),
+        solvers=solvers,
     )
     document = results.to_json()
     validate(document)

@@ -178,7 +178,14 @@ CONFIG = Record(
         "fig1_dim": INT,
         "loop_runs": INT,
         "seed": INT,
-    }
+    },
+    {
+        "solver_study_solvers": List(STR),
+        "solver_study_standard": BOOL,
+        "solver_study_dims": List(NUM),
+        "solver_study_quantiles": INT,
+        "solver_study_max_steps": INT,
+    },
 )
 RESULTS = Record(
     {
@@ -263,6 +270,17 @@ RESULTS = Record(
         ),
     },
     optional={
+        "solver_study": Record(
+            {
+                "dims": List(NUM, min_length=1),
+                "nfe_to_tolerance": Map(Map(Opt(NUM), DIM), RUN),
+                "steps_to_tolerance": STEPS,
+                "flat": Map(BOOL, RUN),
+                "dichotomy": Map(Map(List(BOOL, length=2))),
+                "survives": Map(Opt(BOOL)),
+                "timings": Map(TIMING),
+            }
+        ),
         "kappa_check": Record(
             {
                 "kappas": List(NUM, min_length=1),

@@ -11,6 +11,8 @@ shared state. Prose about the results lives in :mod:`nsjax.experiments.verdicts`
 - :func:`adaptive_study`: mean NFE of PID-adaptive solves per schedule and ``d``.
 - :func:`loop_comparison`: single :func:`nsjax.sample` runs against the compiled sweep.
 - :func:`dichotomy`: which feature each paper schedule gets at one ``(d, N)``.
+- :func:`solver_study`: NFE to tolerance per schedule x solver (exponential and multistep
+  solvers included), dimension-free pairs, the VP/VE dichotomy per solver.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ __all__ = [
     "adaptive_study",
     "loop_comparison",
     "dichotomy",
+    "SOLVER_LADDER",
+    "DICHOTOMY_STEPS",
+    "SolverStudy",
+    "solver_study",
 ]
 
 Progress = Callable[[int, str], Any]
@@ -536,3 +542,123 @@ def dichotomy(cfg: Config, paper: ReductionStudy) -> Dichotomy:
             )
     agrees = {k: (table[k].p_ok, table[k].sigma2_ok) == v for k, v in _PAPER_CLAIM.items() if k in table}
     return Dichotomy(d=d, N=n, solver=solver_name, rows=_frozen(table), agrees=_frozen(agrees))
+
+
+# -- schedule x solver (issue 13) ---
+SOLVER_LADDER = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+"""Step counts of :func:`solver_study` (ratio <= 1.5 between neighbours, so that "flat within
+1.5x" is resolved)."""
+DICHOTOMY_STEPS = 64
+"""``N`` at which :func:`solver_study` reads the VP/VE dichotomy per solver."""
+
+
+@dataclass(frozen=True)
+class SolverStudy:
+    """NFE to tolerance per ``"<schedule>/<solver>"`` and ``d`` (exact reduction, float64).
+
+    ``flat[key]``: tolerance met at every ``d`` with ``max NFE <= 1.5 min NFE`` (dimension-free);
+    ``dichotomy[solver]``: at the largest ``d`` and ``N = DICHOTOMY_STEPS``, ``{"vp": (p_ok,
+    sigma2_ok), "ve": (...)}``; ``survives[solver]``: VP gets only ``sigma^2`` and VE only ``p``.
+    """
+
+    dims: tuple[float, ...]
+    nfe_to_tolerance: Mapping[str, Mapping[str, float | None]]
+    steps_to_tolerance: Mapping[str, Mapping[str, int | None]]
+    flat: Mapping[str, bool]
+    dichotomy: Mapping[str, Mapping[str, tuple[bool, bool]]]
+    survives: Mapping[str, bool | None]
+    timings: Mapping[str, SweepTiming]
+
+    def to_json(self) -> dict:
+        return {
+            "dims": list(self.dims),
+            "nfe_to_tolerance": {k: dict(v) for k, v in self.nfe_to_tolerance.items()},
+            "steps_to_tolerance": {k: dict(v) for k, v in self.steps_to_tolerance.items()},
+            "flat": dict(self.flat),
+            "dichotomy": {s: {k: list(v) for k, v in t.items()} for s, t in self.dichotomy.items()},
+            "survives": dict(self.survives),
+            "timings": {k: t.to_json() for k, t in self.timings.items()},
+        }
+
+
+def _solver_grids(cfg: Config):
+    kinds = [("paper", builds.reduced_paper_build, builds.paper_grid(PAPER, cfg.solver_study_dims, cfg))]
+    if cfg.solver_study_standard:
+        kinds.append(
+            ("standard", builds.reduced_standard_build, builds.standard_grid(cfg.solver_study_dims, cfg))
+        )
+    return kinds
+
+
+def solver_study(cfg: Config, progress: Progress = silent) -> SolverStudy:
+    """NFE to tolerance for every solver of ``cfg.solver_study_solvers`` under the paper's
+    schedules (and the standard ones when ``cfg.solver_study_standard``) at
+    ``cfg.solver_study_dims``, exact GM reduction; one compiled sweep per solver and schedule
+    family, ``N`` on :data:`SOLVER_LADDER` up to ``cfg.solver_study_max_steps`` (a sweep stops
+    once every row met the tolerance and ``N >= DICHOTOMY_STEPS``)."""
+    z = builds.quantiles(cfg.solver_study_quantiles)
+    ladder = [n for n in SOLVER_LADDER if n <= cfg.solver_study_max_steps]
+    if DICHOTOMY_STEPS not in ladder:
+        ladder = sorted(set(ladder) | {DICHOTOMY_STEPS})
+    dmax = max(cfg.solver_study_dims)
+    nfe_found: dict[str, dict[str, float | None]] = {}
+    steps_found: dict[str, dict[str, int | None]] = {}
+    dich: dict[str, dict[str, tuple[bool, bool]]] = {}
+    timings: dict[str, SweepTiming] = {}
+    for solver_name in cfg.solver_study_solvers:
+        for kind, build, grid in _solver_grids(cfg):
+            bar = progress(len(ladder), f"solver study {kind} {solver_name}")
+            passed = np.zeros((len(ladder), len(grid.rows)), bool)
+            nfe = np.zeros((len(ladder), len(grid.rows)))
+
+            def stop(i, result, passed=passed, nfe=nfe, solver_name=solver_name):
+                for g, (name, d) in enumerate(grid.rows):
+                    f = _gm_features(result.point(i, g), d, cfg)
+                    p_ok, s_ok = f["p_error"] <= P_TOL, f["sigma2_error"] <= S2_TOL
+                    passed[i, g] = p_ok and s_ok and result.nonfinite[i, g] == 0
+                    nfe[i, g] = float(result.nfe[i, g].mean())
+                    if ladder[i] == DICHOTOMY_STEPS and d == dmax and name in ("vp", "ve"):
+                        dich.setdefault(solver_name, {})[name] = (bool(p_ok), bool(s_ok))
+                return bool(ladder[i] >= DICHOTOMY_STEPS and passed[: i + 1].any(0).all())
+
+            result = builds.sweep(
+                build,
+                grid.params,
+                z,
+                steps=ladder,
+                solver=builds.solver(solver_name),
+                max_steps=4 * max(ladder),
+                progress=bar.update,
+                stop=stop,
+            )
+            bar.close()
+            timings[f"solvers_{kind}_{solver_name}"] = SweepTiming(
+                first_call_s=result.run_seconds[0],
+                total_s=float(sum(result.run_seconds)),
+                runs=len(result.steps) * len(grid.rows),
+            )
+            found = steps_to_tolerance(ladder, passed)
+            for g, (name, d) in enumerate(grid.rows):
+                key = f"{name}/{solver_name}"
+                n = found[g]
+                steps_found.setdefault(key, {})[dim_key(d)] = n
+                nfe_found.setdefault(key, {})[dim_key(d)] = (
+                    float(nfe[ladder.index(n), g]) if n is not None else None
+                )
+    flat = {}
+    for key, table in nfe_found.items():
+        values = list(table.values())
+        flat[key] = bool(values and all(v is not None for v in values) and max(values) <= 1.5 * min(values))
+    survives = {
+        s: (t.get("vp") == (False, True) and t.get("ve") == (True, False)) if len(t) == 2 else None
+        for s, t in dich.items()
+    }
+    return SolverStudy(
+        dims=tuple(cfg.solver_study_dims),
+        nfe_to_tolerance=_frozen(nfe_found),
+        steps_to_tolerance=_frozen(steps_found),
+        flat=_frozen(flat),
+        dichotomy=_frozen(dich),
+        survives=_frozen(survives),
+        timings=_frozen(timings),
+    )
