@@ -76,7 +76,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "--h",
         type=real,
         default=0.5 * math.log(4),
-        help="CW field (default (1/2) ln 4 = 0.693, the paper's notebooks: P(M > 0) = 0.79)",
+        help="CW field; default (1/2) ln 4 as in the paper's notebooks (P(M > 0) = 0.79 at theta = 2)",
     )
     group.add_argument(
         "--posterior",
