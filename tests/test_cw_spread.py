@@ -34,7 +34,9 @@ def _m64(theta: float) -> float:
     return m
 
 
-@pytest.mark.parametrize(("d", "theta", "h"), [(1, 2.0, 0.3), (5, 2.0, H_PAPER), (8, 0.7, -1.2), (12, 2.0, H_PAPER)])
+@pytest.mark.parametrize(
+    ("d", "theta", "h"), [(1, 2.0, 0.3), (5, 2.0, H_PAPER), (8, 0.7, -1.2), (12, 2.0, H_PAPER)]
+)
 def test_spread_reference_matches_enumeration(d, theta, h):
     """Brute force over all ``2^d`` configurations, the spread taken as ``mean_i (x_i - M)^2``
     itself (not ``1 - M^2``); float64 sums of ``2^d <= 4096`` terms: rounding ~1e-13."""
@@ -102,3 +104,50 @@ def test_constant_ve_collapses_the_spread_dilated_ve_keeps_it():
     assert ve["spread_hat"] < 0.1 * ve["spread_ref"], ve
     dil = _spread("ve-dilated", 100)
     assert dil["spread_error"] <= SPREAD_TOL + 4 * dil["spread_stderr"] / dil["spread_ref"], dil
+
+
+def _cw_row(schedule, n, p_hat, spread_ratio, particles=200, spread_se=0.002):
+    from nsjax.experiments.studies import FeatureRow
+
+    p_ref, s_ref = 0.79, 0.083
+    f = {
+        "p_hat": p_hat,
+        "p_ref": p_ref,
+        "p_stderr": 0.0,  # a sample's own: 0 when every particle picks one mode
+        "p_error": abs(p_hat - p_ref),
+        "spread_hat": spread_ratio * s_ref,
+        "spread_ref": s_ref,
+        "spread_stderr": spread_se,
+        "spread_error": abs(spread_ratio - 1),
+        "particles": particles,
+    }
+    return FeatureRow(schedule, "heun", 1e4, n, 2.0 * n, 0, f)
+
+
+def test_cw_dichotomy_verdicts_come_from_the_rows():
+    """N: the largest table N below sqrt(d)/kappa = 33.3 at d = 1e4, i.e. 20 (rows at 50 are
+    ignored); p ok within 0.01 + 2 binomial standard errors sqrt(p(1-p)/n) = 0.0288 (200
+    particles), plus 0.01: 0.0676; spread ok within SPREAD_TOL + 2 stderr/ref."""
+    from nsjax.experiments.config import SPREAD_TOL, config_for
+    from nsjax.experiments.studies import Dichotomy, ParticleStudy, cw_dichotomy
+    from nsjax.experiments.verdicts import dichotomy_verdict
+
+    slack = SPREAD_TOL + 2 * 0.002 / 0.083
+    rows = (
+        _cw_row("vp", 20, 1.0, 1.0),  # loses p, keeps the spread: as claimed
+        _cw_row("ve", 20, 0.79 + 0.0675, 1 - slack + 1e-3),  # just inside both: NOT as claimed
+        _cw_row("ve", 50, 0.79, 1e-3),  # another N: ignored
+        _cw_row("vp-dilated", 20, 0.79 + 0.0677, 1.0),  # just outside p: NOT as claimed
+        _cw_row("ve-dilated", 20, 0.80, 1 + slack + 1e-3),  # misses the spread
+    )
+    study = ParticleStudy(target="cw", rows=rows, steps_to_tolerance={}, timings={})
+    cw = cw_dichotomy(config_for("default"), study)
+    assert (cw.d, cw.N, cw.solver, cw.particles) == (1e4, 20, "heun", 200)
+    assert (cw.rows["vp"].p_ok, cw.rows["vp"].spread_ok) == (False, True)
+    assert (cw.rows["ve"].p_ok, cw.rows["ve"].spread_ok) == (True, True)
+    assert (cw.rows["vp-dilated"].p_ok, cw.rows["ve-dilated"].spread_ok) == (False, False)
+    assert dict(cw.agrees) == {"vp": True, "ve": False, "vp-dilated": False}
+    text = dichotomy_verdict(Dichotomy(d=1e6, N=200, solver="heun", rows={}, agrees={}, cw=cw))
+    assert "vp as claimed, ve NOT as claimed, vp-dilated NOT as claimed" in text
+    assert "dilated VE misses spread" in text
+    assert cw_dichotomy(config_for("default"), None) is None

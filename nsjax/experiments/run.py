@@ -70,7 +70,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     fig2 = timed("figure2", figures.figure2, cfg, folder, progress)
     if cfg.loop_runs:
         loop = timed("loop", studies.loop_comparison, cfg, paper, progress)
-    dichotomy = studies.dichotomy(cfg, paper)
+    dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(

@@ -131,6 +131,7 @@ class CurieWeiss(AbstractTarget):
         The finite-``d`` reference differs by ``O(1/d)`` (``E[M^2] = m^2 + O(1/d)`` in each mode).
         """
         return 1.0 - self.m**2
+
     # -- observables (docs/theory.md §6) ---------------------------------------------------------
     def statistics(self, x: Float[Array, " dim"]) -> dict[str, Float[Array, ""]]:
         """``{"magnetization": M, "spread": mean_i (x_i - M)^2, "spin_error": mean_i (|x_i| - 1)^2}``
