@@ -75,6 +75,11 @@ def test_sample_cw_and_reduced_engine(capsys):
     for key in ("p_hat", "p_ref", "m_abs_hat", "m_abs_ref", "spin_error"):
         assert key in report
     assert report["nfe"] == 16
+    # the within-mode spread: exact reference 1 - E[M^2] at d = 100, relative error
+    from nsjax.targets import CurieWeiss
+
+    assert report["spread_ref"] == CurieWeiss(100, 2.0, report["h"]).reference()["spread"]
+    assert report["spread_error"] == abs(report["spread_hat"] / report["spread_ref"] - 1)
     assert (
         main(
             [

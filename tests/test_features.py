@@ -48,7 +48,8 @@ def test_estimate_formulas_for_the_two_targets():
 
     cw = CurieWeiss(dim=6, theta=2.0, h=0.3)
     mag, spin = rng.uniform(-1, 1, size=50), rng.uniform(0, 0.2, size=50)
-    f = nsjax.estimate(cw, {"magnetization": mag, "spin_error": spin})
+    spread = rng.uniform(0, 0.1, size=50)
+    f = nsjax.estimate(cw, {"magnetization": mag, "spread": spread, "spin_error": spin})
     ref = cw.reference()
     assert f["p_hat"] == np.mean(mag > 0) and f["p_error"] == abs(f["p_hat"] - ref["p"])
     assert f["m_abs_hat"] == pytest.approx(np.abs(mag).mean(), rel=1e-15)
@@ -67,7 +68,8 @@ def test_targets_own_statistics_and_order_parameters():
     assert float(s["sq_dev"]) == pytest.approx(float(jnp.sum((x - 1.0) ** 2)) / 4)
     cw = CurieWeiss(dim=4)
     s = cw.statistics(x)
-    assert set(s) == {"magnetization", "spin_error"}
+    assert set(s) == {"magnetization", "spread", "spin_error"}
+    assert float(s["spread"]) == pytest.approx(float(jnp.mean((x - 1.25 / 4) ** 2)))
     assert float(cw.order_parameter(x)) == float(s["magnetization"]) == pytest.approx(1.25 / 4)
     stats = jax.vmap(gm.statistics)(jnp.stack([x, -x]))
     assert stats["overlap"].shape == (2,)

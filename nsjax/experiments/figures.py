@@ -159,7 +159,9 @@ def result_figures(
     if cw is not None and cw.rows:
         rows = [r.to_json() for r in cw.rows]
         path = os.path.join(folder, "fig4b_feature_error_cw.png")
-        plotting.error_figure(rows, max(r["d"] for r in rows), path, ("p", "m_abs"), "CW (particles)")
+        plotting.error_figure(
+            rows, max(r["d"] for r in rows), path, ("p", "m_abs", "spread"), "CW (particles)"
+        )
         paths.append(path)
     if adaptive.nfe:
         path = os.path.join(folder, "fig5_adaptive_nfe.png")

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .config import P_TOL, S2_TOL, SPREAD_TOL  # noqa: E402
+
 __all__ = ["schedules_figure", "paths_figure", "steps_figure", "error_figure", "adaptive_figure"]
 
 COLORS = {
@@ -152,12 +154,17 @@ def error_figure(rows: Sequence[Mapping], dim: float, path: str, features: Seque
                 color=COLORS.get(name),
                 label=f"{name}/{solver}",
             )
-        tol = 0.01 if feature == "p" else 0.02
+        tol = {"p": P_TOL, "spread": SPREAD_TOL}.get(feature, S2_TOL)
         ax.axhline(tol, color="k", ls=":", lw=1, label=f"tolerance {tol}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("steps N")
-        ylabel = {"p": "|p̂ - p|", "sigma2": "|σ̂²/σ² - 1|", "m_abs": "|m̂/E|M| - 1|"}[feature]
+        ylabel = {
+            "p": "|p̂ - p|",
+            "sigma2": "|σ̂²/σ² - 1|",
+            "m_abs": "|m̂/E|M| - 1|",
+            "spread": "|ŝ/(1 - E[M²]) - 1|, ŝ = mean_i (x_i - M)²",
+        }[feature]
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title}, d = {dim:.0e}")
         ax.legend(fontsize=7)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from .config import SPREAD_TOL
 from .results import Results
 from .studies import FeatureRow, dim_key
 from .verdicts import dichotomy_verdict, fmt
@@ -34,7 +35,7 @@ def _method(res: Results) -> list[str]:
         "# nsjax reproduce: report",
         "",
         f"Mode `{cfg.mode}`; total wall time **{rt['total_s']:.0f} s** on {res.machine}. "
-        f"GM: p = {cfg.p}, σ² = {cfg.sigma2}; CW: θ = {cfg.theta}, h = {cfg.h} "
+        f"GM: p = {cfg.p}, σ² = {cfg.sigma2}; CW: θ = {cfg.theta}, h = {cfg.h:.4g} "
         f"({cfg.cw_posterior} posterior); κ = {cfg.kappa}. Paper: Aranguri, Biroli, Mézard, "
         "Vanden-Eijnden, arXiv:2501.00988. Notation: `docs/theory.md` of the project.",
         "",
@@ -77,6 +78,24 @@ def _dichotomy(res: Results) -> list[str]:
             f"{r.sigma2_ratio:.4f} | {'yes' if r.p_ok else 'no'} | "
             f"{'yes' if r.sigma2_ok else 'no'} |"
         )
+    cw = dich.cw
+    if cw is not None and cw.rows:
+        lines += [
+            "",
+            f"Curie–Weiss (full particles, {cw.particles} per schedule), d = {cw.d:.0e}, "
+            f"N = {cw.N} (the largest table N below √d/κ), {cw.solver}; spread = "
+            "mean_i (x_i − M)², reference 1 − E[M²] from the exact law of S; p ok: "
+            "|p̂−p| ≤ 0.01 + 2 binomial standard errors; spread ok: |ŝ/s − 1| ≤ "
+            f"{SPREAD_TOL:g} + 2 stderr/s:",
+            "",
+            "| schedule | p̂ | |p̂−p| | spread/ref | p ok | spread ok |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in cw.rows.items():
+            lines.append(
+                f"| {name} | {r.p_hat:.4f} | {r.p_error:.2e} | {r.spread_ratio:.4g} | "
+                f"{'yes' if r.p_ok else 'no'} | {'yes' if r.spread_ok else 'no'} |"
+            )
     return lines + ["", dichotomy_verdict(dich), ""]
 
 
@@ -103,7 +122,8 @@ def _particles(res: Results) -> list[str]:
         criterion = (
             "|p̂−p| ≤ 0.01, |σ̂²/σ²−1| ≤ 0.02"
             if study.target == "gm"
-            else "|p̂−P(M>0)| ≤ 0.01, |m̂_abs/E|M|−1| ≤ 0.02, exact finite-d references"
+            else "|p̂−P(M>0)| ≤ 0.01, |m̂_abs/E|M|−1| ≤ 0.02, |spread/(1−E[M²])−1| ≤ "
+            f"{SPREAD_TOL:g}, exact finite-d references"
         )
         lines += [f"**{study.target.upper()}** (criterion: {criterion}, each + 2 stderr):", ""]
         lines += _steps_table(table, {}, {}, dims) + [""]
@@ -112,20 +132,24 @@ def _particles(res: Results) -> list[str]:
 
 def _feature_tables(res: Results) -> list[str]:
     lines = ["## Feature tables (excerpt; all rows in results.json)", ""]
-    tables: tuple[tuple[str, str, Sequence[FeatureRow]], ...] = (
-        ("gm_reduction", "sigma2", [r for s in res.reductions for r in s.rows]),
-        ("gm_particles", "sigma2", res.gm_particles.rows),
-        ("cw_particles", "m_abs", res.cw_particles.rows),
+    tables: tuple[tuple[str, tuple[str, ...], Sequence[FeatureRow]], ...] = (
+        ("gm_reduction", ("sigma2",), [r for s in res.reductions for r in s.rows]),
+        ("gm_particles", ("sigma2",), res.gm_particles.rows),
+        ("cw_particles", ("m_abs", "spread"), res.cw_particles.rows),
     )
-    for tname, feat, rows in tables:
+    for tname, feats, rows in tables:
         if not rows:
             continue
         dmax = max(r.d for r in rows) if tname != "gm_reduction" else 1e6
         lines += [
             f"**{tname}**, d = {dmax:.0e}:",
             "",
-            f"| schedule | solver | N | p̂ ± se | {feat}_hat ± se | p err | {feat} err |",
-            "|---|---|---|---|---|---|---|",
+            "| schedule | solver | N | p̂ ± se | "
+            + " | ".join(f"{feat}_hat ± se" for feat in feats)
+            + " | p err | "
+            + " | ".join(f"{feat} err" for feat in feats)
+            + " |",
+            "|---|---|---|---|" + "---|" * (2 * len(feats) + 1),
         ]
         for r in rows:
             if r.d != dmax or r.N not in (10, 50, 200):
@@ -134,11 +158,15 @@ def _feature_tables(res: Results) -> list[str]:
             lines.append(
                 f"| {r.schedule} | {r.solver} | {r.N} | "
                 f"{f['p_hat']:.4f} ± {f['p_stderr']:.4f} | "
-                f"{f[f'{feat}_hat']:.4f} ± {f[f'{feat}_stderr']:.4f} | "
-                f"{f['p_error']:.2e} | {f[f'{feat}_error']:.2e} |"
+                + "".join(f"{f[f'{feat}_hat']:.4f} ± {f[f'{feat}_stderr']:.4f} | " for feat in feats)
+                + f"{f['p_error']:.2e} | "
+                + "".join(f"{f[f'{feat}_error']:.2e} | " for feat in feats).rstrip(" ")
             )
         lines.append("")
-    return lines + ["![feature error](fig4_feature_error.png)", ""]
+    lines += ["![feature error](fig4_feature_error.png)", ""]
+    if res.cw_particles.rows:
+        lines += ["![feature error, Curie–Weiss](fig4b_feature_error_cw.png)", ""]
+    return lines
 
 
 def _adaptive(res: Results) -> list[str]:

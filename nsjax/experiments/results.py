@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import KAPPA_CHECK, P_TOL, S2_TOL, Config
+from .config import KAPPA_CHECK, P_TOL, S2_TOL, SPREAD_TOL, Config
 from .figures import Figure1, Figure2
 from .schema import SCHEMA_VERSION
 from .studies import (
@@ -89,7 +89,12 @@ class Results:
             "schema_version": SCHEMA_VERSION,
             "config": self.config.to_json(),
             "machine": self.machine,
-            "tolerance": {"p": P_TOL, "sigma2_relative": S2_TOL, "m_abs_relative": S2_TOL},
+            "tolerance": {
+                "p": P_TOL,
+                "sigma2_relative": S2_TOL,
+                "m_abs_relative": S2_TOL,
+                "spread_relative": SPREAD_TOL,
+            },
             "steps_to_tolerance": steps,
             "slope": slope,
             "slope_fit_range": span,
@@ -155,6 +160,15 @@ class Results:
             "agrees": dich.agrees,
             "verdict": dichotomy_verdict(dich),
         }
+        if dich.cw is not None:
+            out["dichotomy"]["cw"] = {
+                "d": dich.cw.d,
+                "N": dich.cw.N,
+                "solver": dich.cw.solver,
+                "particles": dich.cw.particles,
+                "rows": {k: asdict(v) for k, v in dich.cw.rows.items()},
+                "agrees": dich.cw.agrees,
+            }
         return to_plain(out)
 
 

@@ -73,7 +73,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     solvers = None
     if cfg.solver_study_solvers:
         solvers = timed("solver_study", studies.solver_study, cfg, progress)
-    dichotomy = studies.dichotomy(cfg, paper)
+    dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(

@@ -146,7 +146,7 @@ FEATURE_ROW = Record(
         "p_stderr": Opt(NUM),
         "p_error": Opt(NUM),
     },
-    extra=Opt(NUM),  # sigma2_* (GM), m_abs_* and spin_error_* (CW)
+    extra=Opt(NUM),  # sigma2_* (GM), m_abs_*, spread_* and spin_error_* (CW)
 )
 CONFIG = Record(
     {
@@ -192,7 +192,9 @@ RESULTS = Record(
         "schema_version": INT,
         "config": CONFIG,
         "machine": STR,
-        "tolerance": Record({"p": NUM, "sigma2_relative": NUM, "m_abs_relative": NUM}),
+        "tolerance": Record(
+            {"p": NUM, "sigma2_relative": NUM, "m_abs_relative": NUM}, {"spread_relative": NUM}
+        ),
         "steps_to_tolerance": STEPS,
         "slope": SLOPES,
         "slope_fit_range": SPANS,
@@ -266,7 +268,29 @@ RESULTS = Record(
                 ),
                 "agrees": Map(BOOL),
                 "verdict": STR,
-            }
+            },
+            {
+                "cw": Record(
+                    {
+                        "d": NUM,
+                        "N": INT,
+                        "solver": STR,
+                        "particles": INT,
+                        "rows": Map(
+                            Record(
+                                {
+                                    "p_hat": Opt(NUM),
+                                    "p_error": Opt(NUM),
+                                    "spread_ratio": Opt(NUM),
+                                    "p_ok": BOOL,
+                                    "spread_ok": BOOL,
+                                }
+                            )
+                        ),
+                        "agrees": Map(BOOL),
+                    }
+                )
+            },
         ),
     },
     optional={

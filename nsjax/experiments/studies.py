@@ -10,7 +10,8 @@ shared state. Prose about the results lives in :mod:`nsjax.experiments.verdicts`
 - :func:`particle_study`: the same criterion with full particles, ``error <= tol + 2 stderr``.
 - :func:`adaptive_study`: mean NFE of PID-adaptive solves per schedule and ``d``.
 - :func:`loop_comparison`: single :func:`nsjax.sample` runs against the compiled sweep.
-- :func:`dichotomy`: which feature each paper schedule gets at one ``(d, N)``.
+- :func:`dichotomy`: which feature each paper schedule gets at one ``(d, N)`` (GM on the exact
+  reduction; CW, :func:`cw_dichotomy`, from the full-particle rows).
 - :func:`solver_study`: NFE to tolerance per schedule x solver (exponential and multistep
   solvers included), dimension-free pairs, the VP/VE dichotomy per solver.
 """
@@ -31,7 +32,7 @@ import numpy as np
 from ..ensemble import sample
 from ..features import estimate
 from . import builds
-from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, TABLE_STEPS, Config
+from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, SPREAD_TOL, TABLE_STEPS, Config
 
 __all__ = [
     "Progress",
@@ -48,6 +49,8 @@ __all__ = [
     "LoopRun",
     "LoopComparison",
     "DichotomyRow",
+    "CWDichotomyRow",
+    "CWDichotomy",
     "Dichotomy",
     "reduction_study",
     "particle_study",
@@ -58,6 +61,7 @@ __all__ = [
     "DICHOTOMY_STEPS",
     "SolverStudy",
     "solver_study",
+    "cw_dichotomy",
 ]
 
 Progress = Callable[[int, str], Any]
@@ -276,14 +280,45 @@ class DichotomyRow:
 
 
 @dataclass(frozen=True)
+class CWDichotomyRow:
+    """CW features of one paper schedule (full particles) at the CW dichotomy's ``(d, N)``.
+
+    ``p_ok``: ``|p_hat - p| <= P_TOL + 2 sqrt(p (1 - p) / n)`` (binomial standard error from the
+    exact ``p``: a sample's own is 0 when every particle picks one mode); ``spread_ok``:
+    ``|spread_hat / spread_ref - 1| <= SPREAD_TOL + 2 stderr / spread_ref``.
+    """
+
+    p_hat: float
+    p_error: float
+    spread_ratio: float
+    p_ok: bool
+    spread_ok: bool
+
+
+@dataclass(frozen=True)
+class CWDichotomy:
+    """The CW half: which of ``P(M > 0)`` and the within-mode spread each paper schedule gets."""
+
+    d: float
+    N: int
+    solver: str
+    particles: int
+    rows: Mapping[str, CWDichotomyRow]
+    agrees: Mapping[str, bool]
+
+
+@dataclass(frozen=True)
 class Dichotomy:
-    """Which feature each paper schedule gets; ``agrees[name]``: as the paper claims."""
+    """Which feature each paper schedule gets; ``agrees[name]``: as the paper claims.
+
+    ``cw``: the Curie–Weiss half (``None`` without CW particle rows)."""
 
     d: float
     N: int
     solver: str
     rows: Mapping[str, DichotomyRow]
     agrees: Mapping[str, bool]
+    cw: CWDichotomy | None = None
 
 
 # -- the studies ---
@@ -366,12 +401,14 @@ def particle_study(cfg: Config, target_name: str, progress: Progress = silent) -
     """Feature rows and steps to tolerance (``N`` in ``TABLE_STEPS``) with full particles.
 
     ``target_name``: ``"gm"`` (dimensions ``cfg.gm_particle_dims``) or ``"cw"``
-    (``cfg.cw_particle_dims``); criterion ``error <= tol + 2 stderr`` per feature.
+    (``cfg.cw_particle_dims``); criterion ``error <= tol + 2 stderr`` per feature (GM: ``p``,
+    ``sigma2``; CW: ``p``, ``m_abs`` and the within-mode ``spread`` within ``SPREAD_TOL``).
     """
     if target_name not in ("gm", "cw"):
         raise ValueError(f"target_name must be 'gm' or 'cw', got {target_name!r}")
     dims = cfg.gm_particle_dims if target_name == "gm" else cfg.cw_particle_dims
-    second = "sigma2" if target_name == "gm" else "m_abs"
+    # relative tolerances of the low-level features (CW: the spread sees constant VE, |M| does not)
+    low = {"sigma2": S2_TOL} if target_name == "gm" else {"m_abs": S2_TOL, "spread": SPREAD_TOL}
     rows: list[FeatureRow] = []
     found_steps: dict[str, dict[str, int | None]] = {}
     timings: dict[str, SweepTiming] = {}
@@ -404,9 +441,9 @@ def particle_study(cfg: Config, target_name: str, progress: Progress = silent) -
                 for i, n in enumerate(TABLE_STEPS):
                     f = estimate(target, result.point(i, g), allow_empty=True)
                     rows.append(_feature_row(name, solver_name, d, n, f, result, i, g))
-                    ok = (
-                        f["p_error"] <= P_TOL + 2 * f["p_stderr"]
-                        and f[f"{second}_error"] <= S2_TOL + 2 * f[f"{second}_stderr"] / f[f"{second}_ref"]
+                    ok = f["p_error"] <= P_TOL + 2 * f["p_stderr"] and all(
+                        f[f"{k}_error"] <= tol + 2 * f[f"{k}_stderr"] / f[f"{k}_ref"]
+                        for k, tol in low.items()
                     )
                     if ok and found is None and result.nonfinite[i, g] == 0:
                         found = n
@@ -521,11 +558,46 @@ def loop_comparison(cfg: Config, paper: ReductionStudy, progress: Progress = sil
 
 
 _PAPER_CLAIM = {"vp": (False, True), "ve": (True, False), "vp-dilated": (True, True)}
-"""(gets p, gets sigma^2) per schedule, as the paper claims."""
+"""(gets p, gets sigma^2 / the CW spread) per schedule, as the paper claims."""
 
 
-def dichotomy(cfg: Config, paper: ReductionStudy) -> Dichotomy:
-    """Features of each paper schedule at ``d = 1e6`` (or the largest ``d``), ``N = 200``."""
+def cw_dichotomy(cfg: Config, cw: ParticleStudy | None) -> CWDichotomy | None:
+    """CW features of each paper schedule at the largest particle ``d`` (``None``: no rows).
+
+    The dichotomy is a claim at a step count that does not grow with ``d``: ``N`` is the largest
+    of ``TABLE_STEPS`` below ``sqrt(d)/kappa`` (constant VP cannot resolve its speciation window
+    ``tau <~ kappa/sqrt(d)``; the smallest if none), solver Heun if it ran. Claimed: constant VP
+    gets the spread but not ``p``, constant VE ``p`` but not the spread, dilated VP both.
+    """
+    if cw is None or not cw.rows:
+        return None
+    d = max(r.d for r in cw.rows)
+    solvers = {r.solver for r in cw.rows}
+    solver_name = "heun" if "heun" in solvers else sorted(solvers)[0]
+    below = [n for n in TABLE_STEPS if n < math.sqrt(d) / cfg.kappa]
+    n = max(below) if below else min(TABLE_STEPS)
+    table, particles = {}, 0
+    for r in cw.rows:
+        if r.d == d and r.N == n and r.solver == solver_name and r.schedule in PAPER:
+            f = r.features
+            particles = int(f["particles"])
+            p_se = math.sqrt(f["p_ref"] * (1 - f["p_ref"]) / max(particles, 1))
+            table[r.schedule] = CWDichotomyRow(
+                p_hat=f["p_hat"],
+                p_error=f["p_error"],
+                spread_ratio=f["spread_hat"] / f["spread_ref"],
+                p_ok=bool(f["p_error"] <= P_TOL + 2 * p_se),
+                spread_ok=bool(f["spread_error"] <= SPREAD_TOL + 2 * f["spread_stderr"] / f["spread_ref"]),
+            )
+    agrees = {k: (table[k].p_ok, table[k].spread_ok) == v for k, v in _PAPER_CLAIM.items() if k in table}
+    return CWDichotomy(
+        d=d, N=n, solver=solver_name, particles=particles, rows=_frozen(table), agrees=_frozen(agrees)
+    )
+
+
+def dichotomy(cfg: Config, paper: ReductionStudy, cw: ParticleStudy | None = None) -> Dichotomy:
+    """Features of each paper schedule at ``d = 1e6`` (or the largest ``d``), ``N = 200``; with
+    ``cw`` (the CW particle study) its half too (:func:`cw_dichotomy`)."""
     d = 1e6 if 1e6 in cfg.reduction_dims else max(cfg.reduction_dims)
     solver_name = "heun" if "heun" in cfg.solvers else cfg.solvers[0]
     n = max(TABLE_STEPS)
@@ -541,7 +613,14 @@ def dichotomy(cfg: Config, paper: ReductionStudy) -> Dichotomy:
                 sigma2_ok=f["sigma2_error"] <= S2_TOL,
             )
     agrees = {k: (table[k].p_ok, table[k].sigma2_ok) == v for k, v in _PAPER_CLAIM.items() if k in table}
-    return Dichotomy(d=d, N=n, solver=solver_name, rows=_frozen(table), agrees=_frozen(agrees))
+    return Dichotomy(
+        d=d,
+        N=n,
+        solver=solver_name,
+        rows=_frozen(table),
+        agrees=_frozen(agrees),
+        cw=cw_dichotomy(cfg, cw),
+    )
 
 
 # -- schedule x solver (issue 13) ---

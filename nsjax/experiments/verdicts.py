@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, Config
+from .config import KAPPA_CHECK, P_TOL, PAPER, S2_TOL, SPREAD_TOL, Config
 from .studies import AdaptiveStudy, Dichotomy, ReductionStudy, dim_key
 
 __all__ = ["fmt", "Notes", "dichotomy_verdict", "step_notes", "standard_notes", "adaptive_notes"]
@@ -32,18 +32,37 @@ class Notes:
     adaptive: tuple[str, ...]
 
 
+def _ve_dilated_word(row, low: str) -> str:
+    if row.p_ok and getattr(row, f"{low}_ok"):
+        return "gets both"
+    checks = (("p", row.p_ok), ({"sigma2": "σ²"}.get(low, low), getattr(row, f"{low}_ok")))
+    missed = [name for name, ok in checks if not ok]
+    return "misses " + " and ".join(missed)
+
+
 def dichotomy_verdict(dich: Dichotomy) -> str:
-    """The paper's dichotomy claim and whether each schedule behaved as claimed."""
+    """The paper's dichotomy claim and whether each schedule behaved as claimed (GM; CW half)."""
     ve_d = dich.rows.get("ve-dilated")
-    if ve_d is not None:
-        both = ve_d.p_ok and ve_d.sigma2_ok
-        ve_word = "gets both" if both else "misses " + ("σ²" if ve_d.p_ok else "p")
-    return (
+    text = (
         "Claim (paper): constant VP gets σ² but not p, constant VE gets p but not σ², the "
         "dilations get both. Measured: "
         + ", ".join(f"{k} {'as claimed' if v else 'NOT as claimed'}" for k, v in dich.agrees.items())
-        + (f"; dilated VE {ve_word} at this N (see steps versus dimension)." if ve_d is not None else ".")
+        + (
+            f"; dilated VE {_ve_dilated_word(ve_d, 'sigma2')} at this N (see steps versus dimension)."
+            if ve_d is not None
+            else "."
+        )
     )
+    cw = dich.cw
+    if cw is not None and cw.rows:
+        ve_c = cw.rows.get("ve-dilated")
+        text += (
+            f" Curie–Weiss (full particles, d = {cw.d:.0e}, N = {cw.N} < √d/κ, {cw.solver}; the "
+            f"within-mode spread in place of σ², tolerance {SPREAD_TOL:g} relative): "
+            + ", ".join(f"{k} {'as claimed' if v else 'NOT as claimed'}" for k, v in cw.agrees.items())
+            + (f"; dilated VE {_ve_dilated_word(ve_c, 'spread')} at this N." if ve_c is not None else ".")
+        )
+    return text
 
 
 def step_notes(cfg: Config, paper: ReductionStudy, kappa_check: ReductionStudy | None) -> tuple[str, ...]:

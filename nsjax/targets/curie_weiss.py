@@ -35,7 +35,9 @@ def magnetization_law(dim: int, theta: float, h: float) -> tuple[np.ndarray, np.
 
 
 class CurieWeiss(AbstractTarget):
-    """Curie–Weiss model; the high-level feature is ``P(M > 0)``, the low-level one ``E|M|``.
+    """Curie–Weiss model; the high-level feature is ``P(M > 0)``, the low-level ones ``E|M|``
+    and the within-mode spread ``E[mean_i (x_i - M)^2] = 1 - E[M^2]`` (the CW analogue of the
+    GM per-mode variance: constant VE sends it to 0).
 
     Args:
         dim: ``d >= 1``.
@@ -109,20 +111,37 @@ class CurieWeiss(AbstractTarget):
     def reference(self) -> dict[str, float]:
         """Exact finite-``d`` features from the law of ``S``::
 
-        p_ref     = P(S > 0) + P(S = 0) / 2     (ties broken evenly)
-        m_abs_ref = E|S| / d
+        p_ref      = P(S > 0) + P(S = 0) / 2     (ties broken evenly)
+        m_abs_ref  = E|S| / d
+        spread_ref = 1 - E[S^2] / d^2             (mean_i (x_i - M)^2 = 1 - M^2 for spins)
         spin_error_ref = 0
         """
         k, prob = magnetization_law(self.dim, float(self.theta), float(self.h))
+        mag = k / self.dim
         return {
             "p": float(prob[k > 0].sum() + 0.5 * prob[k == 0].sum()),
-            "m_abs": float((np.abs(k) / self.dim * prob).sum()),
+            "m_abs": float((np.abs(mag) * prob).sum()),
+            "spread": float(1.0 - (mag**2 * prob).sum()),
             "spin_error": 0.0,
         }
+
+    def spread_limit(self) -> Float[Array, ""]:
+        """``d -> infinity`` limit of the spread reference: ``1 - m^2``, ``m = tanh(theta m)``.
+
+        The finite-``d`` reference differs by ``O(1/d)`` (``E[M^2] = m^2 + O(1/d)`` in each mode).
+        """
+        return 1.0 - self.m**2
+
     # -- observables (docs/theory.md §6) ---------------------------------------------------------
     def statistics(self, x: Float[Array, " dim"]) -> dict[str, Float[Array, ""]]:
-        """``{"magnetization": mean_i x_i, "spin_error": mean_i (|x_i| - 1)^2}`` for one particle."""
-        return {"magnetization": jnp.mean(x), "spin_error": jnp.mean((jnp.abs(x) - 1) ** 2)}
+        """``{"magnetization": M, "spread": mean_i (x_i - M)^2, "spin_error": mean_i (|x_i| - 1)^2}``
+        for one particle, ``M = mean_i x_i``."""
+        mag = jnp.mean(x)
+        return {
+            "magnetization": mag,
+            "spread": jnp.mean((x - mag) ** 2),
+            "spin_error": jnp.mean((jnp.abs(x) - 1) ** 2),
+        }
 
     def order_parameter(self, x: Float[Array, " dim"]) -> Float[Array, ""]:
         """``M = mean_i x_i``."""
@@ -130,11 +149,13 @@ class CurieWeiss(AbstractTarget):
 
     def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]:
         """``p``: values ``1[M > 0]``, absolute error; ``m_abs``: values ``|M|``, relative error;
+        ``spread``: values ``mean_i (x_i - M)^2``, reference ``1 - E[M^2]``, relative error;
         ``spin_error``: values ``mean_i (|x_i| - 1)^2``, reference 0, absolute (it is itself an error)."""
         ref = self.reference()
         mag = np.asarray(stats["magnetization"])
         return {
             "p": Feature(mag > 0, ref["p"], relative=False),
             "m_abs": Feature(np.abs(mag), ref["m_abs"], relative=True),
+            "spread": Feature(np.asarray(stats["spread"]), ref["spread"], relative=True),
             "spin_error": Feature(np.asarray(stats["spin_error"]), ref["spin_error"], relative=False),
         }
