@@ -47,6 +47,24 @@ def _float_in(low, high, *, low_open=True, high_open=True):
     return parse
 
 
+def schedule_name(text: str) -> str:
+    """A preset name (``nsjax.registry.PRESETS``) or ``file:PATH``, a schedule file."""
+    from .registry import PRESETS
+    from .schedule_files import PREFIX, read_schedule
+
+    if text.startswith(PREFIX):
+        try:
+            read_schedule(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {list(PRESETS)} or file:FILE.json (nsjax optimize), got {text!r}"
+        )
+    return text
+
+
 probability = _float_in(0.0, 1.0)
 positive_float = _float_in(0.0, None)
 real = _float_in(None, None)
@@ -111,10 +129,12 @@ def add_sample_parser(sub) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument(
         "--schedule",
-        choices=list(PRESETS),
+        type=schedule_name,
         default="ve-dilated",
+        metavar="{" + ",".join(PRESETS) + ",file:FILE.json}",
         help="interpolant noise + schedule (vp/ve: constant steps; *-dilated: "
-        "the paper's; ddpm/vpsde/cosine/vesde/edm: standard, by SNR matching)",
+        "the paper's; ddpm/vpsde/cosine/vesde/edm: standard, by SNR matching; file:FILE.json: "
+        "a schedule learned by nsjax optimize, with its own noise)",
     )
     group.add_argument("--form", choices=("linear", "trig"), default="linear", help="interpolant")
     group.add_argument("--kappa", type=positive_float, default=3.0, help="dilation kappa > 0")
@@ -224,6 +244,7 @@ def run_sample(args) -> dict:
     report = {
         "target": args.target,
         "schedule": args.schedule,
+        "schedule_file": args.schedule[5:] if args.schedule.startswith("file:") else None,
         "d": args.d,
         "particles": args.particles,
         "steps": None if args.adaptive else args.steps,

@@ -8,14 +8,18 @@ numerical flow ``z -> u_1(z)`` is increasing (checked), the mode weight of the s
 
     p_hat = P(u_1(z) > 0) = Phi(-z*),    u_1(z*) = 0,
 
-a step function of nothing: ``z*`` is the initial quantile whose trajectory ends on the separatrix.
-It is located by bracketing and refinement, then differentiated by the implicit function theorem,
+a smooth function of the parameters (the p_hat of a finite ensemble is a step function of them):
+``z*`` is the initial quantile whose trajectory ends on the separatrix. It is located by
+bracketing and refinement, then differentiated by the implicit function theorem,
 ``dz*/dtheta = -(d u_1/dtheta) / (d u_1/dz)`` at ``z*``, through one Newton correction whose value
-changes nothing. The per-coordinate variance is
+changes nothing. Coarse steps can fold the map (particles overshoot the separatrix); then
+``p_hat`` is the normal mass of every interval between consecutive crossings ``z*_k`` on which
+``u_1 > 0``, each crossing differentiated in the same way. The per-coordinate variance is
 
     sigma2_hat = (E[(u_1 - sign(u_1) R)^2] + g_1^2 c0^2 (d - 1)) / d,
 
-the first expectation by Gauss–Legendre quadrature in probability on each side of ``z*``. Both are
+the first expectation by Gauss–Legendre quadrature in probability on each interval between
+crossings. Both are
 the infinite-ensemble limits of :meth:`nsjax.reduction.ReducedGM.statistics` averaged by
 :func:`nsjax.estimate`; their errors against the exact finite-``d`` references are the features'
 errors with no sampling error. :func:`gm_errors` also gives the per-coordinate squared 2-Wasserstein
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,9 +65,11 @@ class GMErrors(NamedTuple):
     w2: Float[Array, ""]
     """Per-coordinate squared 2-Wasserstein distance to the exact law."""
     separatrix: Float[Array, ""]
-    """``z*``: the initial standard-normal quantile that ends on ``u = 0``."""
+    """``z*``: the first initial standard-normal quantile that ends on ``u = 0``."""
+    crossings: Array
+    """How many times ``u_1(z)`` changes sign on the bracket grid (1: an increasing flow map)."""
     valid: Array
-    """Whether ``z -> u_1(z)`` was increasing on the bracket grid and crossed zero once."""
+    """Whether every crossing was resolved (between 1 and ``max_crossings``) and all is finite."""
 
 
 def gm_reference(target: GaussianMixture, dim: Any = None) -> tuple[Any, Any]:
@@ -73,6 +80,12 @@ def gm_reference(target: GaussianMixture, dim: Any = None) -> tuple[Any, Any]:
     lower = ndtr(-R / s)
     phi = jnp.exp(-0.5 * (R / s) ** 2) / jnp.sqrt(2 * jnp.pi)
     return target.p * (1 - lower) + (1 - target.p) * lower, s**2 + 4 * R * (R * lower - s * phi) / dim
+
+
+def _mixture_pdf(target, R, x):
+    s = jnp.sqrt(target.sigma2)
+    phi = lambda v: jnp.exp(-0.5 * v**2) / (s * jnp.sqrt(2 * jnp.pi))  # noqa: E731
+    return target.p * phi((x - R) / s) + (1 - target.p) * phi((x + R) / s)
 
 
 def _mixture_quantile(target, R, probs, iters=80):
@@ -104,8 +117,9 @@ def gm_errors(
     solver: Any = None,
     dim: Any = None,
     bracket: float = 8.0,
-    num_grid: int = 64,
+    num_grid: int = 256,
     num_refine: int = 3,
+    max_crossings: int = 8,
     dtype: Any = None,
     adjoint: Any = None,
 ) -> GMErrors:
@@ -122,48 +136,78 @@ def gm_errors(
     start = schedule.evaluate(jnp.zeros((), dtype), 0)
     c0 = interpolant.noise_scale * interpolant.alpha(start.tau, start.tau_c)
 
-    def finals(z):
+    def finals(z, adjoint=adjoint):
         z = jnp.asarray(z, dtype)
         y0 = ReducedState(c0 * z, 1 + 0 * z, 0 * z)
         run = lambda y: solve(system, interpolant, schedule, y, steps=steps, solver=solver, dtype=dtype,
                               adjoint=adjoint).state
         return jax.vmap(run)(y0)
 
+    # Sign changes of u_1 on a grid of z (no gradient), each refined by 16-fold subdivision.
     grid = jnp.linspace(-bracket, bracket, num_grid, dtype=dtype)
     u = jax.lax.stop_gradient(finals(grid).u)
-    valid = jnp.all(jnp.diff(u) > 0) & (u[0] < 0) & (u[-1] > 0)
-    index = jnp.clip(jnp.sum(u <= 0) - 1, 0, num_grid - 2)
+    positive = u > 0
+    changes = positive[1:] != positive[:-1]
+    count = jnp.sum(changes)
+    (cells,) = jnp.nonzero(changes, size=max_crossings, fill_value=num_grid - 2)
+    used = jnp.arange(max_crossings) < count
 
-    def refine(_, bracket):
-        lo, hi, _, _ = bracket
-        zs = jnp.linspace(lo, hi, 17)
-        us = jax.lax.stop_gradient(finals(zs).u)
-        k = jnp.clip(jnp.sum(us <= 0) - 1, 0, 15)
-        return zs[k], zs[k + 1], us[k], us[k + 1]
+    def refine(_, brackets):
+        lo, hi, u_lo, u_hi = brackets
+        zs = jax.vmap(lambda a, b: jnp.linspace(a, b, 17))(lo, hi)
+        us = jax.lax.stop_gradient(finals(zs.reshape(-1)).u.reshape(zs.shape))
+        k = jnp.argmax((us[:, 1:] > 0) != (us[:, :-1] > 0), axis=1)
+        take = lambda a, j: jnp.take_along_axis(a, j[:, None], axis=1)[:, 0]  # noqa: E731
+        return take(zs, k), take(zs, k + 1), take(us, k), take(us, k + 1)
 
-    start = (grid[index], grid[index + 1], u[index], u[index + 1])
+    start = (grid[cells], grid[cells + 1], u[cells], u[cells + 1])
     lo, hi, u_lo, u_hi = jax.lax.stop_gradient(jax.lax.fori_loop(0, num_refine, refine, start))
-    slope = (u_hi - u_lo) / (hi - lo)
-    z0 = lo - u_lo / slope
+    secant = jnp.where(used, (u_hi - u_lo) / (hi - lo), 1.0)
+    z0 = jnp.where(used, lo - u_lo / secant, jnp.inf)
 
-    # One differentiable solve: the separatrix particle and Gauss-Legendre nodes in probability on
-    # each side of z* (for E[(u_1 - sign R)^2]); z* by one Newton step (value z0, gradient by the IFT).
+    # One differentiable solve: the crossing particles and Gauss-Legendre nodes in probability on
+    # each interval between crossings; each z* by one Newton step (value z0, gradient by the IFT).
     nodes, weights = jnp.asarray(_GL_NODES, dtype), jnp.asarray(_GL_WEIGHTS, dtype)
-    q0 = ndtr(z0)
-    probs = jnp.concatenate([q0 * (1 + nodes) / 2, q0 + (1 - q0) * (1 + nodes) / 2])
-    state = finals(jnp.concatenate([z0[None], ndtri(probs)]))
-    z_star = z0 - state.u[0] / slope
-    p_hat = ndtr(-z_star)
+    ends = (jnp.full((1,), -jnp.inf, dtype), jnp.full((1,), jnp.inf, dtype))
+
+    def node_probs(crossings):
+        edges = ndtr(jnp.concatenate([ends[0], crossings, ends[1]]))
+        mass = edges[1:] - edges[:-1]
+        return (edges[:-1, None] + mass[:, None] * (1 + nodes) / 2).reshape(-1), mass
+
+    # d u_1 / dz by forward mode at the crossings and the nodes (the map is far from linear across
+    # the final bracket: a secant slope biases the implicit-function gradient by ~1%), and one
+    # Newton step, so that the nodes sit at the crossings to rounding.
+    probs0, _ = node_probs(z0)
+    points = jnp.concatenate([jnp.where(used, z0, 0.0), ndtri(jnp.clip(probs0, 1e-300, 1 - 1e-16))])
+    primal, tangent = jax.jvp(lambda z: finals(z, diffrax.ForwardMode()).u, (points,),
+                              (jnp.ones_like(points),))
+    primal, tangent = jax.lax.stop_gradient(primal), jax.lax.stop_gradient(tangent)
+    slope = jnp.where(used, tangent[:max_crossings], 1.0)
+    z1 = jnp.where(used, z0 - primal[:max_crossings] / slope, jnp.inf)
+    probs1, _ = node_probs(z1)
+    z_nodes = ndtri(jnp.clip(probs1, 1e-300, 1 - 1e-16))
+    state = finals(jnp.concatenate([jnp.where(used, z1, 0.0), z_nodes]))
+    z_star = jnp.where(used, z1 - state.u[:max_crossings] / slope, jnp.inf)
+    probs, mass = node_probs(z_star)
+    moved = probs - jax.lax.stop_gradient(probs)  # zero; its gradient moves the nodes with z*
+    sign = jnp.where(positive[0], 1.0, -1.0) * (-1.0) ** jnp.arange(max_crossings + 1)
+    p_hat = jnp.sum(jnp.where(sign > 0, mass, 0.0))
     g1 = state.g[0]
-    q_star = ndtr(z_star)
-    masses = jnp.concatenate([q_star * weights / 2, (1 - q_star) * weights / 2])
-    signs = jnp.concatenate([-jnp.ones_like(nodes), jnp.ones_like(nodes)])
-    u1 = state.u[1:]
+    masses = (mass[:, None] * weights / 2).reshape(-1)
+    signs = jnp.repeat(sign, nodes.shape[0])
+    dz_dq = 1 / jnp.exp(-0.5 * z_nodes**2) * jnp.sqrt(2 * jnp.pi)
+    u1 = state.u[max_crossings:] + tangent[max_crossings:] * dz_dq * moved
     R = system.r_norm
     along = jnp.sum(masses * (u1 - signs * R) ** 2)
     sigma2_hat = (along + g1**2 * c0**2 * (d - 1)) / d
-    exact_u = _mixture_quantile(target, R, probs)
+    # W2 along r: the sampler's law of u_1 against the exact one, coupled by quantiles (exact when
+    # the flow map is increasing, one crossing; an upper bound otherwise).
+    exact_u = _mixture_quantile(target, R, probs1)
+    exact_u = exact_u + moved / jax.lax.stop_gradient(_mixture_pdf(target, R, exact_u))
     w2 = ((g1 * c0 - jnp.sqrt(target.sigma2)) ** 2 * (d - 1) + jnp.sum(masses * (u1 - exact_u) ** 2)) / d
+    valid = (count >= 1) & (count <= max_crossings) & jnp.isfinite(p_hat) & jnp.isfinite(sigma2_hat)
+    z_star = z_star[0]
 
     p_ref, sigma2_ref = gm_reference(target, d)
     nan = jnp.asarray(jnp.nan, dtype)
@@ -174,6 +218,7 @@ def gm_errors(
         jnp.where(valid, sigma2_hat / sigma2_ref - 1, nan),
         jnp.where(valid, w2, nan),
         z_star,
+        count,
         valid,
     )
 
