@@ -1,4 +1,5 @@
-"""Command line: ``nsjax sample`` (one ensemble) and ``nsjax reproduce`` (the paper's study).
+"""Command line: ``nsjax sample`` (one ensemble), ``nsjax export-schedule`` (lists for diffusers)
+and ``nsjax reproduce`` (the paper's study).
 
 Run ``nsjax <command> --help`` for the options. Results are JSON a notebook can load.
 """
@@ -269,6 +270,44 @@ def run_sample(args) -> dict:
     return report
 
 
+# -- nsjax export-schedule -------------------------------------------------------------------------
+def add_export_parser(sub) -> None:
+    from .registry import SCHEDULES
+
+    parser = sub.add_parser(
+        "export-schedule",
+        help="print a schedule's N-step timesteps (VP) or sigmas (VE) for diffusers, as JSON",
+        description="The N-step grid nsjax steps on, mapped by SNR matching to DDPM timesteps "
+        "(--kind vp, for timesteps=) or sigmas (--kind ve, for sigmas=) of diffusers pipelines.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--format", choices=("diffusers",), default="diffusers", help="output format")
+    parser.add_argument("--kind", choices=("vp", "ve"), required=True, help="noise: vp (c = 1) or ve (c = sqrt(d))")
+    parser.add_argument("--d", type=positive_int, default=196_608, help="dimension d >= 1 (256x256x3)")
+    parser.add_argument("--steps", type=positive_int, default=10, help="steps N")
+    parser.add_argument("--schedule", default="vp-dilated", help=f"schedule name, one of {sorted(SCHEDULES)}")
+    parser.add_argument("--kappa", type=positive_float, default=None, help="dilation kappa (default 3)")
+    parser.add_argument(
+        "--sigma-max", type=positive_float, default=348.0,
+        help="VE: clip larger sigmas (inf at tau = 0) to the model's sigma_max (CelebA-HQ VE: 348)",
+    )
+    parser.add_argument("--out", metavar="FILE.json", default=None, help="also write the JSON here")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args) -> dict:
+    from .export import to_diffusers
+    from .interpolants import make_interpolant
+    from .registry import make_schedule, noise_scale, resolve
+
+    entry = resolve(args.schedule)
+    c = noise_scale(args.kind, args.d)
+    params = {"kappa": args.kappa} if "kappa" in entry.params else {}
+    schedule = make_schedule(entry.name, args.d, noise_scale=c, **params)
+    report = to_diffusers(schedule, make_interpolant("linear", c), args.steps, args.kind, sigma_max=args.sigma_max)
+    return {"schedule": entry.name, "d": args.d, **report}
+
+
 # -- entry point -----------------------------------------------------------------------------------
 _EXTRA_COMMANDS = ("nsjax.reproduce", "nsjax.optimize")
 
@@ -281,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_sample_parser(sub)
+    add_export_parser(sub)
     for module in _EXTRA_COMMANDS:
         try:
             importlib.import_module(module).add_parser(sub)

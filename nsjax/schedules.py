@@ -43,6 +43,9 @@ __all__ = [
     "Cosine",
     "VESDE",
     "EDM",
+    "Tabulated",
+    "tau_to_sigma",
+    "tau_to_ddpm_timestep",
     "Selected",
     "Warp",
     "TwoPhase",
@@ -473,6 +476,177 @@ class EDM(AbstractProcessSchedule):
         lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
         sigma = (hi + t * (lo - hi)) ** self.rho
         return jnp.ones_like(sigma), sigma
+
+
+def _host_knots(name: str, values) -> "np.ndarray":
+    """Host float64 1-D array of a knot list (``TypeError``/``ValueError`` naming ``name``)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a list of numbers, got {values!r}") from None
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"{name} must be a 1-D list of at least 2 values, got shape {arr.shape}")
+    return arr
+
+
+class Tabulated(AbstractSchedule):
+    """A schedule given as a list: ``N + 1`` knots ``tau_k`` at ``t_k = k / N``, linear between.
+
+    On piece ``k`` (``t_k <= t <= t_{k+1}``), with ``s = (t - t_k) / (t_{k+1} - t_k)``::
+
+        tau = (1 - s) tau_k + s tau_{k+1},    1 - tau = (1 - s) tau_c_k + s tau_c_{k+1},
+        tau' = N (tau_{k+1} - tau_k).
+
+    ``tau`` and ``tau_c = 1 - tau`` knots are stored separately (computed on the host in float64),
+    so that ``1 - tau ~ 1e-6`` (VE at ``d = 1e12``) keeps its precision in float32; both hit their
+    knots exactly at ``t_k``. Every interior knot is a breakpoint: every grid steps on the list
+    (``steps=N``: one step per piece) and a Runge–Kutta stage on a knot takes its piece's slope.
+    ``ends_at_data`` iff the last knot is ``tau = 1``; otherwise the solve ends with a denoising
+    step, as for process schedules (docs/theory.md §5).
+
+    Build from what practitioners hold: :meth:`from_sigmas` (a VE / EDM sigma list) or
+    :meth:`from_ddpm_timesteps` (DDPM timesteps); those are tied to the interpolant noise scale
+    ``c`` of their SNR matching (``noise_scale``; ``None``: any).
+    """
+
+    tau: Float[Array, " knots"]
+    tau_c: Float[Array, " knots"]
+    noise_scale: float | None
+    pieces: int = eqx.field(static=True)
+    at_data: bool = eqx.field(static=True)
+    low: tuple[bool, ...] = eqx.field(static=True)
+    """Per piece: whether its slope is taken from ``tau`` (``tau_{k+1} <= 1/2``) or ``tau_c``."""
+
+    def __init__(self, taus, taus_c=None, *, noise_scale: float | None = None):
+        """``taus``: strictly increasing in ``[0, 1]``, at least 2; ``taus_c``: their complements
+        ``1 - taus`` when known more precisely (default ``1 - taus``)."""
+        tau = _host_knots("taus", taus)
+        tau_c = 1.0 - tau if taus_c is None else _host_knots("taus_c", taus_c)
+        allowed = "strictly increasing values in [0, 1], at least 2"
+        if not np.all(np.isfinite(tau)) or np.any(tau < 0) or np.any(tau > 1):
+            raise ValueError(f"taus must be {allowed}, got {tau.tolist()}")
+        if tau_c.shape != tau.shape or np.any(np.abs(tau + tau_c - 1) > 1e-12) or np.any(tau_c < 0):
+            raise ValueError(f"taus_c must be 1 - taus in [0, 1] (shape {tau.shape}), got {tau_c.tolist()}")
+        if not np.all((np.diff(tau) >= 0) & (np.diff(tau_c) <= 0) & ((np.diff(tau) > 0) | (np.diff(tau_c) < 0))):
+            raise ValueError(f"taus must be {allowed}, got {tau.tolist()}")
+        if noise_scale is not None:
+            check_positive("noise_scale", noise_scale)
+        self.tau = jnp.asarray(tau)
+        self.tau_c = jnp.asarray(tau_c)
+        self.noise_scale = noise_scale
+        self.pieces = int(tau.size - 1)
+        self.at_data = bool(tau_c[-1] == 0.0)
+        self.low = tuple(bool(x <= 0.5) for x in tau[1:])
+
+    @property
+    def ends_at_data(self):  # type: ignore[override]
+        return self.at_data
+
+    @property
+    def breakpoints(self):
+        return tuple(k / self.pieces for k in range(1, self.pieces))
+
+    def evaluate(self, t, piece):
+        t = jnp.asarray(t)
+        n, k = self.pieces, piece
+        lo, hi = jnp.asarray(k / n, t.dtype), jnp.asarray((k + 1) / n, t.dtype)
+        s = (t - lo) / (hi - lo)  # exactly 0 and 1 at the grid's knots
+        tau = (1 - s) * self.tau[k] + s * self.tau[k + 1]
+        tau_c = (1 - s) * self.tau_c[k] + s * self.tau_c[k + 1]
+        if self.low[k]:
+            rate = n * (self.tau[k + 1] - self.tau[k])
+        else:
+            rate = n * (self.tau_c[k] - self.tau_c[k + 1])
+        return _value(tau, tau_c, rate, t)
+
+    def check_noise_scale(self, noise_scale) -> None:
+        """A list built from sigmas or timesteps (SNR matching) fits only its own ``c``."""
+        if self.noise_scale is None or isinstance(noise_scale, jax.core.Tracer):
+            return
+        if not math.isclose(float(self.noise_scale), float(noise_scale), rel_tol=1e-6):
+            raise ValueError(
+                f"Tabulated was built for noise_scale {float(self.noise_scale):g} but the "
+                f"interpolant has noise_scale {float(noise_scale):g}; rebuild it with "
+                f"noise_scale=interpolant.noise_scale"
+            )
+
+    @classmethod
+    def from_sigmas(cls, sigmas, noise_scale: float) -> "Tabulated":
+        """A VE / EDM sigma list (``x = x1 + sigma z``, strictly decreasing, ``>= 0``; ``inf``
+        allowed first): ``tau = c / (sigma + c)``, ``1 - tau = sigma / (sigma + c)``, ``c`` the
+        interpolant noise scale; ``sigma = 0`` gives ``tau = 1`` (the list ends at the data)."""
+        check_positive("noise_scale", noise_scale)
+        sig = _host_knots("sigmas", sigmas)
+        if np.any(np.isnan(sig)) or np.any(sig < 0) or not np.all(np.diff(sig) < 0):
+            raise ValueError(f"sigmas must be strictly decreasing values >= 0, got {sig.tolist()}")
+        c = float(noise_scale)
+        inf = np.isinf(sig)
+        finite = np.where(inf, 0.0, sig)
+        tau = np.where(inf, 0.0, c / (finite + c))
+        tau_c = np.where(inf, 1.0, finite / (finite + c))
+        return cls(tau, tau_c, noise_scale=c)
+
+    @classmethod
+    def from_ddpm_timesteps(
+        cls, timesteps, noise_scale: float = 1.0, *, ddpm: "DDPM | None" = None
+    ) -> "Tabulated":
+        """DDPM timesteps in diffusers' units (``0..T-1``, strictly decreasing; ``-1``: the data,
+        ``abar = 1``), through the ``abar`` table of :class:`DDPM` (``n = timestep + 1``;
+        default ``DDPM()``: linear betas 1e-4..0.02, ``T = 1000``) and SNR matching::
+
+            tau = c a / (sigma + c a),   1 - tau = sigma / (sigma + c a),
+            a = sqrt(abar),   sigma = sqrt(1 - abar).
+        """
+        check_positive("noise_scale", noise_scale)
+        ddpm = DDPM() if ddpm is None else ddpm
+        steps = _host_knots("timesteps", timesteps)
+        top = ddpm.num_train_steps - 1
+        if not np.all(np.diff(steps) < 0) or steps.min() < -1 or steps.max() > top:
+            raise ValueError(
+                f"timesteps must be strictly decreasing values in [-1, {top}], got {steps.tolist()}"
+            )
+        with jax.enable_x64(True):
+            log_abar = np.asarray(ddpm.log_alpha_bar(steps + 1.0), np.float64)
+        c = float(noise_scale)
+        a, sigma = np.exp(log_abar / 2), np.sqrt(-np.expm1(log_abar))
+        return cls(c * a / (sigma + c * a), sigma / (sigma + c * a), noise_scale=c)
+
+
+def tau_to_sigma(tau, tau_c, noise_scale: float) -> "np.ndarray":
+    """The sigma of ``x = x1 + sigma z`` at ``tau``: ``sigma = c (1 - tau) / tau`` (host float64;
+    ``inf`` at ``tau = 0``). Inverse of :meth:`Tabulated.from_sigmas`."""
+    tau, tau_c = np.asarray(tau, np.float64), np.asarray(tau_c, np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(tau > 0, float(noise_scale) * tau_c / np.where(tau > 0, tau, 1.0), np.inf)
+
+
+def tau_to_ddpm_timestep(
+    tau, tau_c, noise_scale: float = 1.0, *, ddpm: "DDPM | None" = None, rounded: bool = False
+) -> "np.ndarray":
+    """The DDPM timestep (diffusers' units, ``n - 1``) whose ``abar`` matches ``tau``'s SNR.
+
+    Solves ``log abar(n) = -log1p(sigma^2)``, ``sigma = c (1 - tau) / tau``, for real ``n`` by
+    bisection on :meth:`DDPM.log_alpha_bar` (float64); ``tau = 1`` gives ``-1``, ``tau = 0`` gives
+    ``inf``. Inverse of :meth:`Tabulated.from_ddpm_timesteps`. ``rounded``: nearest integer,
+    clipped to ``[0, T - 1]`` (diffusers' ``timesteps=``).
+    """
+    ddpm = DDPM() if ddpm is None else ddpm
+    sigma = tau_to_sigma(tau, tau_c, noise_scale)
+    target = -np.log1p(sigma**2)
+    with jax.enable_x64(True):
+        log_abar = lambda n: np.asarray(ddpm.log_alpha_bar(n), np.float64)  # noqa: E731
+        lo = np.zeros_like(target)
+        hi = np.full_like(target, 4.0 * ddpm.num_train_steps)
+        inside = np.isfinite(target) & (target >= log_abar(hi))
+        for _ in range(64):
+            mid = (lo + hi) / 2
+            above = log_abar(mid) >= target  # log abar decreases in n
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    steps = np.where(inside, (lo + hi) / 2 - 1, np.inf)
+    steps = np.where(sigma == 0, -1.0, steps)
+    if rounded:
+        return np.clip(np.rint(np.minimum(steps, 1e9)), 0, ddpm.num_train_steps - 1).astype(np.int64)
+    return steps
 
 
 class Selected(AbstractSchedule):
