@@ -1,6 +1,25 @@
-"""Test configuration: 64-bit mode so that oracles compare in float64 (float32 is asked for
-explicitly where a test is about float32)."""
+"""Test configuration.
+
+- 64-bit mode so that oracles compare in float64 (float32 is asked for explicitly where a test is
+  about float32).
+- One persistent XLA compilation cache per test session (a fresh temporary folder, inherited by
+  the command-line tests' subprocesses through ``JAX_COMPILATION_CACHE_DIR``): a program that
+  several tests or subprocesses compile identically is compiled once. Results cannot depend on
+  it (the cache key is the full program); it only saves CI time.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
 
 import jax
 
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="nsjax-test-xla-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_enable_x64", True)
