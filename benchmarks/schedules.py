@@ -98,9 +98,16 @@ def _run_list(taus, d, c, z, solver_name, ends):
     def one(zi):
         y0 = system.init(zi, c * interpolant.alpha(taus[0], 1 - taus[0]), jnp.float64)
         sol = diffrax.diffeqsolve(
-            term, make_solver(solver_name), taus[0], taus[-1], None, y0,
-            stepsize_controller=diffrax.StepTo(ts=taus), max_steps=taus.shape[0] - 1,
-            saveat=diffrax.SaveAt(t1=True), throw=False,
+            term,
+            make_solver(solver_name),
+            taus[0],
+            taus[-1],
+            None,
+            y0,
+            stepsize_controller=diffrax.StepTo(ts=taus),
+            max_steps=taus.shape[0] - 1,
+            saveat=diffrax.SaveAt(t1=True),
+            throw=False,
         )
         y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
         if not ends:
@@ -113,8 +120,17 @@ def _run_list(taus, d, c, z, solver_name, ends):
 @eqx.filter_jit
 def _run_formula(system, interpolant, schedule, z, counts, solver):
     return jax.vmap(
-        lambda zi: solve(system, interpolant, schedule, key=zi, steps=PieceSteps(counts),
-                         solver=solver, dtype=jnp.float64).state
+        lambda zi: (
+            solve(
+                system,
+                interpolant,
+                schedule,
+                key=zi,
+                steps=PieceSteps(counts),
+                solver=solver,
+                dtype=jnp.float64,
+            ).state
+        )
     )(z)
 
 
@@ -130,8 +146,14 @@ def run(interpolant, schedule, d, n, solver_name, z):
         taus = np.asarray(grid_values(schedule, n)[1])
         return _run_list(jnp.asarray(taus), d, c, jnp.asarray(z), solver_name, schedule.ends_at_data)
     counts = jnp.asarray([len(g) - 1 for g in step_grid(schedule, n)], jnp.int32)
-    return _run_formula(_system(jnp.float64(d)), _traced(interpolant), _traced(schedule),
-                        jnp.asarray(z), counts, make_solver(solver_name))
+    return _run_formula(
+        _system(jnp.float64(d)),
+        _traced(interpolant),
+        _traced(schedule),
+        jnp.asarray(z),
+        counts,
+        make_solver(solver_name),
+    )
 
 
 def nfe_of(schedule, n, solver_name):
@@ -144,8 +166,16 @@ def features(state, d):
     return estimate(GaussianMixture(dim=int(d), p=P, sigma2=SIGMA2), stats, allow_empty=True)
 
 
-def score(schedule_factory: Factory, solver: str, ds: Sequence[float], nfes: Sequence[int],
-          *, quantiles: int = 512, teacher=None, name: str = "schedule") -> list[dict]:
+def score(
+    schedule_factory: Factory,
+    solver: str,
+    ds: Sequence[float],
+    nfes: Sequence[int],
+    *,
+    quantiles: int = 512,
+    teacher=None,
+    name: str = "schedule",
+) -> list[dict]:
     """Exact errors of ``schedule_factory(d, N) -> (interpolant, schedule)`` with ``solver``.
 
     For each ``d`` and each NFE budget, ``N`` is the largest step count within the budget; rows:
@@ -170,9 +200,14 @@ def score(schedule_factory: Factory, solver: str, ds: Sequence[float], nfes: Seq
             f = features(state, d)
             error = max(f["p_error"] / P_TOL, f["sigma2_error"] / S2_TOL)
             row = {
-                "schedule": name, "solver": solver, "d": float(d), "N": n,
-                "nfe": nfe_of(schedule, n, solver), "p_error": f["p_error"],
-                "sigma2_error": f["sigma2_error"], "error": float(error) if np.isfinite(error) else None,
+                "schedule": name,
+                "solver": solver,
+                "d": float(d),
+                "N": n,
+                "nfe": nfe_of(schedule, n, solver),
+                "p_error": f["p_error"],
+                "sigma2_error": f["sigma2_error"],
+                "error": float(error) if np.isfinite(error) else None,
                 "pass": bool(np.isfinite(error) and error <= 1.0 and f["nonfinite"] == 0),
             }
             if teacher is not None:
@@ -193,15 +228,23 @@ def _teacher(taus, d, c, z, sub):
     """Heun with ``sub`` substeps per interval of ``taus``; states at every tau."""
     system, interpolant = _system(d), make_interpolant("linear", c)
     term = piece_term(system, interpolant, Constant(), 0)
-    fine = jnp.concatenate([
-        (taus[:-1, None] + (taus[1:] - taus[:-1])[:, None] * jnp.arange(sub) / sub).ravel(), taus[-1:]])
+    fine = jnp.concatenate(
+        [(taus[:-1, None] + (taus[1:] - taus[:-1])[:, None] * jnp.arange(sub) / sub).ravel(), taus[-1:]]
+    )
 
     def one(zi):
         y0 = system.init(zi, c, jnp.float64)
         sol = diffrax.diffeqsolve(
-            term, make_solver("heun"), taus[0], taus[-1], None, y0,
-            stepsize_controller=diffrax.StepTo(ts=fine), max_steps=fine.shape[0] - 1,
-            saveat=diffrax.SaveAt(ts=taus), throw=False,
+            term,
+            make_solver("heun"),
+            taus[0],
+            taus[-1],
+            None,
+            y0,
+            stepsize_controller=diffrax.StepTo(ts=fine),
+            max_steps=fine.shape[0] - 1,
+            saveat=diffrax.SaveAt(ts=taus),
+            throw=False,
         )
         return sol.ys
 
@@ -214,9 +257,18 @@ def teacher_path(d, c, *, points=1025, sub=8, particles=64):
     states = _teacher(jnp.asarray(taus), d, c, jnp.asarray(z), sub)  # [P, T]
     system, interpolant = _system(d), make_interpolant("linear", c)
     eta = jax.vmap(jax.vmap(lambda t, y: system.denoise(interpolant, t, 1 - t, y), (0, 0)), (None, 0))(
-        jnp.asarray(taus[:-1]), jax.tree.map(lambda x: x[:, :-1], states))
-    return {"taus": taus, "z": z, "c": c, "u": np.asarray(states.u), "g": np.asarray(states.g),
-            "q": np.asarray(states.q), "eta_u": np.asarray(eta.u), "eta_g": np.asarray(eta.g)}
+        jnp.asarray(taus[:-1]), jax.tree.map(lambda x: x[:, :-1], states)
+    )
+    return {
+        "taus": taus,
+        "z": z,
+        "c": c,
+        "u": np.asarray(states.u),
+        "g": np.asarray(states.g),
+        "q": np.asarray(states.q),
+        "eta_u": np.asarray(eta.u),
+        "eta_g": np.asarray(eta.g),
+    }
 
 
 def _interp_path(path, key, taus):
@@ -283,9 +335,17 @@ def _tsit5_times(d, c, zi, rtol, atol):
     term = piece_term(system, interpolant, Constant(), 0)
     y0 = system.init(zi, c, jnp.float64)
     sol = diffrax.diffeqsolve(
-        term, diffrax.Tsit5(), 0.0, 1.0, 1e-3, y0,
+        term,
+        diffrax.Tsit5(),
+        0.0,
+        1.0,
+        1e-3,
+        y0,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        saveat=diffrax.SaveAt(steps=True), max_steps=4096, throw=False)
+        saveat=diffrax.SaveAt(steps=True),
+        max_steps=4096,
+        throw=False,
+    )
     return sol.ts
 
 
@@ -327,10 +387,12 @@ def _ays_sigmas(n):
 
 def factories(noise, paths, fine_points, densities):
     """``{name: schedule_factory}`` for one noise."""
+
     def registry(name, **params):
         def make(d, n):
             c = noise_scale(noise, d)
             return make_interpolant("linear", c), make_schedule(name, d, noise_scale=c, **params)
+
         return make
 
     def formula(sigma_of_t):
@@ -338,6 +400,7 @@ def factories(noise, paths, fine_points, densities):
             lo, hi = _sigma_range(noise, d)
             t = np.linspace(0, 1, n)
             return _listed(noise, d, [*sigma_of_t(t, lo, hi), 0.0])
+
         return make
 
     karras = formula(lambda t, lo, hi: (hi ** (1 / 7) + t * (lo ** (1 / 7) - hi ** (1 / 7))) ** 7)
@@ -355,7 +418,9 @@ def factories(noise, paths, fine_points, densities):
         return make_interpolant("linear", noise_scale(noise, d)), Tabulated(1 - shifted, shifted)
 
     def gits(d, n):
-        return make_interpolant("linear", noise_scale(noise, d)), Tabulated(gits_taus(paths[d], n, fine_points))
+        return make_interpolant("linear", noise_scale(noise, d)), Tabulated(
+            gits_taus(paths[d], n, fine_points)
+        )
 
     def frozen(d, n):
         grid, cdf = densities[d]
@@ -366,13 +431,25 @@ def factories(noise, paths, fine_points, densities):
         taus[-1] = 1.0
         return make_interpolant("linear", noise_scale(noise, d)), Tabulated(np.minimum(taus, 1.0))
 
-    out = {f"{noise}-dilated": registry(f"{noise}-dilated", kappa=KAPPA), f"{noise}-constant": registry("constant")}
+    out = {
+        f"{noise}-dilated": registry(f"{noise}-dilated", kappa=KAPPA),
+        f"{noise}-constant": registry("constant"),
+    }
     if noise == "vp":
         out.update(ddpm=registry("ddpm"), vpsde=registry("vpsde"), cosine=registry("cosine"))
     else:
         out.update(vesde=registry("vesde"), edm=registry("edm"))
-    out.update({"karras": karras, "kl-optimal": kl, "logsnr": logsnr, "ays": ays, "sd3": sd3,
-                "gits": gits, "tsit5-frozen": frozen})
+    out.update(
+        {
+            "karras": karras,
+            "kl-optimal": kl,
+            "logsnr": logsnr,
+            "ays": ays,
+            "sd3": sd3,
+            "gits": gits,
+            "tsit5-frozen": frozen,
+        }
+    )
     return out
 
 
@@ -381,11 +458,17 @@ def rank_correlations(rows):
     out = {}
     for noise in ("vp", "ve"):
         for d in sorted({r["d"] for r in rows}):
-            sel = [r for r in rows if r["noise"] == noise and r["d"] == d and r["error"] is not None
-                   and "teacher_distance" in r]
+            sel = [
+                r
+                for r in rows
+                if r["noise"] == noise and r["d"] == d and r["error"] is not None and "teacher_distance" in r
+            ]
             err = [r["error"] for r in sel]
             key = f"{noise}/{int(d)}"
-            rho = {p: float(spearmanr([r[p] for r in sel], err).statistic) for p in ("teacher_distance", "kl_bound")}
+            rho = {
+                p: float(spearmanr([r[p] for r in sel], err).statistic)
+                for p in ("teacher_distance", "kl_bound")
+            }
             out[key] = {p: (v if np.isfinite(v) else None) for p, v in rho.items()}
     return out
 
@@ -397,11 +480,17 @@ def smallest_nfe(rows):
         for name in sorted({r["schedule"] for r in rows if r["noise"] == noise}):
             best = {}
             for solver in sorted({r["solver"] for r in rows}):
-                sel = [r for r in rows if r["noise"] == noise and r["schedule"] == name and r["solver"] == solver]
+                sel = [
+                    r for r in rows if r["noise"] == noise and r["schedule"] == name and r["solver"] == solver
+                ]
                 ds = sorted({r["d"] for r in sel})
                 nfes = sorted({r["nfe"] for r in sel})
-                passed = np.array([[any(r["pass"] for r in sel if r["nfe"] == nfe and r["d"] == d) for d in ds]
-                                   for nfe in nfes]).reshape(len(nfes), len(ds))
+                passed = np.array(
+                    [
+                        [any(r["pass"] for r in sel if r["nfe"] == nfe and r["d"] == d) for d in ds]
+                        for nfe in nfes
+                    ]
+                ).reshape(len(nfes), len(ds))
                 all_d = passed.all(axis=1, keepdims=True) if len(nfes) else passed
                 best[solver] = steps_to_tolerance(nfes, all_d)[0] if len(nfes) else None
             hits = [v for v in best.values() if v is not None]
@@ -439,33 +528,59 @@ def figure(rows, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="heun + dpmpp-2m, NFE <= 64, 256 quantiles (254 s measured on 2 shared CPU cores)")
-    parser.add_argument("--solvers", default=None, help="comma-separated solver names (see nsjax.solvers.SOLVERS)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="heun + dpmpp-2m, NFE <= 64, 256 quantiles (254 s measured on 2 shared CPU cores)",
+    )
+    parser.add_argument(
+        "--solvers", default=None, help="comma-separated solver names (see nsjax.solvers.SOLVERS)"
+    )
     parser.add_argument("--dims", default=None, help="comma-separated d (default 1e3,1e6,1e9,1e12)")
     parser.add_argument("--schedules", default=None, help="comma-separated schedule names (default all)")
     parser.add_argument("--out", default="benchmarks/results/schedules.json", help="JSON out (PNG beside it)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.quick:
-        solvers, nfes, quantiles, fine, teacher_points = ["heun", "dpmpp-2m"], [6, 8, 10, 12, 16, 24, 32, 64], 256, 97, 513
+        solvers, nfes, quantiles, fine, teacher_points = (
+            ["heun", "dpmpp-2m"],
+            [6, 8, 10, 12, 16, 24, 32, 64],
+            256,
+            97,
+            513,
+        )
     else:
         solvers = ["euler", "heun", "dpmpp-2m", "dpmpp-3m", "unipc"]
-        nfes, quantiles, fine, teacher_points = [4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 256, 512], 1024, 161, 2049
+        nfes, quantiles, fine, teacher_points = (
+            [4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 256, 512],
+            1024,
+            161,
+            2049,
+        )
     if args.solvers:
         solvers = args.solvers.split(",")
     dims = tuple(float(x) for x in args.dims.split(",")) if args.dims else DIMS
     try:
-        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         revision = None
     header = {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, jax {jax.__version__} "
-                   f"{jax.devices()[0].platform}",
-        "revision": revision, "p": P, "sigma2": SIGMA2, "kappa": KAPPA, "d_base": D_BASE,
-        "quantiles": quantiles, "solvers": solvers, "nfes": nfes,
+        f"{jax.devices()[0].platform}",
+        "revision": revision,
+        "p": P,
+        "sigma2": SIGMA2,
+        "kappa": KAPPA,
+        "d_base": D_BASE,
+        "quantiles": quantiles,
+        "solvers": solvers,
+        "nfes": nfes,
     }
     print(f"command: {header['command']}\nmachine: {header['machine']}", flush=True)
     rows = []
@@ -484,8 +599,13 @@ def main(argv=None):
                 for r in score(factory, solver, dims, nfes, quantiles=quantiles, teacher=paths, name=name):
                     rows.append({"noise": noise, **r})
             print(f"[{time.perf_counter() - start:6.1f}s] {noise} {name}", flush=True)
-    result = {**header, "wall_seconds": time.perf_counter() - start, "smallest_nfe_all_d": smallest_nfe(rows),
-              "rank_correlation": rank_correlations(rows), "rows": rows}
+    result = {
+        **header,
+        "wall_seconds": time.perf_counter() - start,
+        "smallest_nfe_all_d": smallest_nfe(rows),
+        "rank_correlation": rank_correlations(rows),
+        "rows": rows,
+    }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=1)

@@ -139,8 +139,11 @@ def gm_errors(
     def finals(z, adjoint=adjoint):
         z = jnp.asarray(z, dtype)
         y0 = ReducedState(c0 * z, 1 + 0 * z, 0 * z)
-        run = lambda y: solve(system, interpolant, schedule, y, steps=steps, solver=solver, dtype=dtype,
-                              adjoint=adjoint).state
+        run = lambda y: (
+            solve(
+                system, interpolant, schedule, y, steps=steps, solver=solver, dtype=dtype, adjoint=adjoint
+            ).state
+        )
         return jax.vmap(run)(y0)
 
     # Sign changes of u_1 on a grid of z (no gradient), each refined by 16-fold subdivision.
@@ -180,8 +183,9 @@ def gm_errors(
     # Newton step, so that the nodes sit at the crossings to rounding.
     probs0, _ = node_probs(z0)
     points = jnp.concatenate([jnp.where(used, z0, 0.0), ndtri(jnp.clip(probs0, 1e-300, 1 - 1e-16))])
-    primal, tangent = jax.jvp(lambda z: finals(z, diffrax.ForwardMode()).u, (points,),
-                              (jnp.ones_like(points),))
+    primal, tangent = jax.jvp(
+        lambda z: finals(z, diffrax.ForwardMode()).u, (points,), (jnp.ones_like(points),)
+    )
     primal, tangent = jax.lax.stop_gradient(primal), jax.lax.stop_gradient(tangent)
     slope = jnp.where(used, tangent[:max_crossings], 1.0)
     z1 = jnp.where(used, z0 - primal[:max_crossings] / slope, jnp.inf)
@@ -228,9 +232,7 @@ def tolerance_loss(errors: GMErrors, p_tol: float = 0.01, sigma2_tol: float = 0.
     return (errors.p_error / p_tol) ** 2 + (errors.sigma2_error / sigma2_tol) ** 2
 
 
-def smooth_features(
-    order_parameter: Float[Array, " n"], width: float = 0.05
-) -> Float[Array, ""]:
+def smooth_features(order_parameter: Float[Array, " n"], width: float = 0.05) -> Float[Array, ""]:
     """A differentiable surrogate of ``p_hat = mean 1[M > 0]``: ``mean sigmoid(M / width)``."""
     return jnp.mean(jax.nn.sigmoid(order_parameter / width))
 

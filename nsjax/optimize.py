@@ -52,14 +52,22 @@ class OptimizeResult(NamedTuple):
 
 def at_dim(schedule: TwoPhase, dim: Any) -> TwoPhase:
     """``schedule`` with its dimension replaced by ``dim`` (may be traced)."""
-    return TwoPhase(schedule.log_kappa, dim, schedule.first, schedule.second,
-                    noise=schedule.noise, split=schedule.split)
+    return TwoPhase(
+        schedule.log_kappa, dim, schedule.first, schedule.second, noise=schedule.noise, split=schedule.split
+    )
 
 
 def _gm_errors_at(target, schedule, dim, solver, steps, adjoint) -> GMErrors:
     c = noise_scale(schedule.noise, dim)
-    return gm_errors(target, make_interpolant("linear", c), at_dim(schedule, dim), steps=steps,
-                     solver=solver, dim=dim, adjoint=adjoint)
+    return gm_errors(
+        target,
+        make_interpolant("linear", c),
+        at_dim(schedule, dim),
+        steps=steps,
+        solver=solver,
+        dim=dim,
+        adjoint=adjoint,
+    )
 
 
 def gm_table(
@@ -190,8 +198,14 @@ def optimize(
             break
     if bar is not None:
         bar.close()
-    return OptimizeResult(eqx.combine(best_params, static), history, best, len(history), stopped_early,
-                          time.perf_counter() - start)
+    return OptimizeResult(
+        eqx.combine(best_params, static),
+        history,
+        best,
+        len(history),
+        stopped_early,
+        time.perf_counter() - start,
+    )
 
 
 # -- nsjax optimize --------------------------------------------------------------------------------
@@ -199,7 +213,9 @@ def _dims(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list of dimensions >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of dimensions >= 1, got {text!r}"
+        ) from None
     if not values or any(not math.isfinite(v) or v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"must be a comma-separated list of dimensions >= 1, got {text!r}")
     return values
@@ -222,8 +238,14 @@ def add_parser(sub) -> None:
     parser.add_argument("--noise", choices=("vp", "ve"), default="vp", help="interpolant noise")
     parser.add_argument("--solver", choices=sorted(SOLVERS), default="heun", help="fixed-step solver")
     parser.add_argument("--steps", type=positive_int, default=6, help="solver steps N (>= 2)")
-    parser.add_argument("--dims", "--d-grid", dest="dims", type=_dims, default=[1e3, 1e6, 1e9],
-                        help="comma-separated dimensions the loss is summed over")
+    parser.add_argument(
+        "--dims",
+        "--d-grid",
+        dest="dims",
+        type=_dims,
+        default=[1e3, 1e6, 1e9],
+        help="comma-separated dimensions the loss is summed over",
+    )
     parser.add_argument("--coefficients", type=positive_int, default=4, help="warp parameters per phase")
     parser.add_argument("--split", type=float, default=0.5, help="breakpoint time in (0, 1)")
     parser.add_argument("--kappa", type=positive_float, default=3.0, help="starting kappa (paper's dilation)")
@@ -250,36 +272,81 @@ def run_optimize(args) -> dict:
     smallest = min(args.dims)
     if args.kappa >= math.sqrt(smallest):
         raise argparse.ArgumentTypeError(
-            f"--kappa must lie in (0, sqrt(min d)) = (0, {math.sqrt(smallest):.4g}), got {args.kappa}")
+            f"--kappa must lie in (0, sqrt(min d)) = (0, {math.sqrt(smallest):.4g}), got {args.kappa}"
+        )
     target = GaussianMixture(dim=int(smallest), p=args.p, sigma2=args.sigma2)
     solver = make_solver(args.solver)
-    start = TwoPhase.init(args.noise, smallest, kappa=args.kappa, num_coefficients=args.coefficients,
-                          split=args.split)
+    start = TwoPhase.init(
+        args.noise, smallest, kappa=args.kappa, num_coefficients=args.coefficients, split=args.split
+    )
     objective = gm_objective(target, args.dims, solver=solver, steps=args.steps, reduce=args.reduce)
-    result = optimize(objective, start, optimizer=args.optimizer, learning_rate=args.learning_rate,
-                      num_steps=args.iterations, patience=args.patience, progress=not args.no_progress)
+    result = optimize(
+        objective,
+        start,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        num_steps=args.iterations,
+        patience=args.patience,
+        progress=not args.no_progress,
+    )
     per_step, once = evaluations_per_step(solver)
     nfe = per_step * args.steps + once
     errors = gm_table(target, result.schedule, args.dims, solver=solver, steps=args.steps)
     table = [
-        {"d": d, "p_error": float(e_p), "sigma2_error": float(e_s),
-         "pass": bool(abs(e_p) <= 0.01 and abs(e_s) <= 0.02)}
+        {
+            "d": d,
+            "p_error": float(e_p),
+            "sigma2_error": float(e_s),
+            "pass": bool(abs(e_p) <= 0.01 and abs(e_s) <= 0.02),
+        }
         for d, e_p, e_s in zip(args.dims, np.asarray(errors.p_error), np.asarray(errors.sigma2_error))
     ]
     record = save_schedule(
-        args.out, result.schedule,
-        solver=args.solver, steps=args.steps, nfe=nfe, dims=args.dims,
+        args.out,
+        result.schedule,
+        solver=args.solver,
+        steps=args.steps,
+        nfe=nfe,
+        dims=args.dims,
         target={"name": "gm", "p": args.p, "sigma2": args.sigma2},
-        objective={"name": "gm-tolerance", "reduce": args.reduce, "p_tol": 0.01, "sigma2_tol": 0.02,
-                   "start": history_start(result), "best": result.best_loss},
-        optimizer={"name": args.optimizer, "learning_rate": args.learning_rate,
-                   "iterations": result.num_steps, "stopped_early": result.stopped_early,
-                   "wall_seconds": round(result.wall_seconds, 2)},
+        objective={
+            "name": "gm-tolerance",
+            "reduce": args.reduce,
+            "p_tol": 0.01,
+            "sigma2_tol": 0.02,
+            "start": history_start(result),
+            "best": result.best_loss,
+        },
+        optimizer={
+            "name": args.optimizer,
+            "learning_rate": args.learning_rate,
+            "iterations": result.num_steps,
+            "stopped_early": result.stopped_early,
+            "wall_seconds": round(result.wall_seconds, 2),
+        },
         errors=table,
         history=[round(v, 6) for v in result.history],
     )
-    return {"schedule_file": args.out, **{k: record[k] for k in ("noise", "kappa", "split", "first",
-            "second", "solver", "steps", "nfe", "dims", "objective", "optimizer", "errors")}}
+    return {
+        "schedule_file": args.out,
+        **{
+            k: record[k]
+            for k in (
+                "noise",
+                "kappa",
+                "split",
+                "first",
+                "second",
+                "solver",
+                "steps",
+                "nfe",
+                "dims",
+                "objective",
+                "optimizer",
+                "errors",
+            )
+        },
+    }
 
 
 def history_start(result: OptimizeResult) -> float:

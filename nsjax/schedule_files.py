@@ -23,8 +23,15 @@ import jax.numpy as jnp
 
 from .schedules import TwoPhase, Warp
 
-__all__ = ["FORMAT", "PREFIX", "schedule_dict", "save_schedule", "read_schedule", "load_schedule",
-           "git_revision"]
+__all__ = [
+    "FORMAT",
+    "PREFIX",
+    "schedule_dict",
+    "save_schedule",
+    "read_schedule",
+    "load_schedule",
+    "git_revision",
+]
 
 FORMAT = "nsjax-schedule/1"
 PREFIX = "file:"
@@ -35,8 +42,13 @@ def git_revision() -> str | None:
     """The repository's ``git`` commit (with ``-dirty``), or ``None`` outside a checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=here,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -75,7 +87,7 @@ def save_schedule(path: str, schedule: TwoPhase, **metadata: Any) -> dict[str, A
 def read_schedule(path: str) -> dict[str, Any]:
     """The record of a schedule file, validated (clear errors naming the file and the field)."""
     if isinstance(path, str) and path.startswith(PREFIX):
-        path = path[len(PREFIX):]
+        path = path[len(PREFIX) :]
     try:
         with open(path) as handle:
             record = json.load(handle)
@@ -88,8 +100,13 @@ def read_schedule(path: str) -> dict[str, Any]:
         raise ValueError(f"schedule file {path!r}: format must be {FORMAT!r}, got {found!r}")
     if record.get("family") != "two-phase":
         raise ValueError(f"schedule file {path!r}: family must be 'two-phase', got {record.get('family')!r}")
-    for field, kind in (("noise", str), ("log_kappa", (int, float)), ("split", (int, float)),
-                        ("first", list), ("second", list)):
+    for field, kind in (
+        ("noise", str),
+        ("log_kappa", (int, float)),
+        ("split", (int, float)),
+        ("first", list),
+        ("second", list),
+    ):
         if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool):
             raise ValueError(f"schedule file {path!r}: field {field!r} is missing or has the wrong type")
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in record["first"] + record["second"]):

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nsjax
-from nsjax.objectives import gm_errors, tolerance_loss
-from nsjax.optimize import at_dim, gm_objective, optimize
 from nsjax.interpolants import make_interpolant
+from nsjax.objectives import gm_errors
+from nsjax.optimize import gm_objective, optimize
 from nsjax.schedule_files import load_schedule, read_schedule, save_schedule
 from nsjax.schedules import DilatedVE, DilatedVP, TwoPhase, Warp
 from nsjax.solve import solve
@@ -39,8 +39,9 @@ def gm():
 def _warped(noise="vp"):
     """A start point with non-trivial warps (so that the tests see the warp code)."""
     s = TwoPhase.init(noise, D, kappa=2.5, num_coefficients=3)
-    return TwoPhase(s.log_kappa, D, Warp(jnp.array([0.4, -0.2, 0.1])), Warp(jnp.array([-0.3, 0.1, 0.05])),
-                    noise=noise)
+    return TwoPhase(
+        s.log_kappa, D, Warp(jnp.array([0.4, -0.2, 0.1])), Warp(jnp.array([-0.3, 0.1, 0.05])), noise=noise
+    )
 
 
 # -- the family ------------------------------------------------------------------------------------
@@ -77,8 +78,13 @@ def test_warp_is_monotone_with_exact_ends_and_its_rate_is_its_derivative(coeffic
 
 def test_float32_keeps_both_ends_at_d_1e12():
     """VE at d = 1e12: 1 - tau ~ kappa 1e-6 near t = 1 must keep its relative precision."""
-    s = TwoPhase(jnp.log(jnp.float32(3.0)), 1e12, Warp(jnp.zeros(2, jnp.float32)),
-                 Warp(jnp.array([0.3, -0.2], jnp.float32)), noise="ve")
+    s = TwoPhase(
+        jnp.log(jnp.float32(3.0)),
+        1e12,
+        Warp(jnp.zeros(2, jnp.float32)),
+        Warp(jnp.array([0.3, -0.2], jnp.float32)),
+        noise="ve",
+    )
     t = jnp.float32(0.9)
     tau_c = s.evaluate(t, 1).tau_c
     w_c = Warp(jnp.array([0.3, -0.2], jnp.float64))(0.8)[1]
@@ -86,13 +92,20 @@ def test_float32_keeps_both_ends_at_d_1e12():
     assert abs(float(tau_c) / (3e-6 * float(w_c)) - 1) < 1e-5
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(noise="vx"), "noise"), (dict(split=1.0), "split"), (dict(log_kappa=math.log(40.0)), "kappa"),
-    (dict(log_kappa=float("nan")), "log_kappa"), (dict(dim=0.0), "dim"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(noise="vx"), "noise"),
+        (dict(split=1.0), "split"),
+        (dict(log_kappa=math.log(40.0)), "kappa"),
+        (dict(log_kappa=float("nan")), "log_kappa"),
+        (dict(dim=0.0), "dim"),
+    ],
+)
 def test_bad_two_phase_arguments_name_the_parameter(bad, match):
-    kwargs = dict(log_kappa=0.0, dim=D, first=Warp(jnp.zeros(2)), second=Warp(jnp.zeros(2)), noise="vp",
-                  split=0.5)
+    kwargs = dict(
+        log_kappa=0.0, dim=D, first=Warp(jnp.zeros(2)), second=Warp(jnp.zeros(2)), noise="vp", split=0.5
+    )
     kwargs.update(bad)
     with pytest.raises(ValueError, match=match):
         TwoPhase(**kwargs)
@@ -114,8 +127,13 @@ def test_exact_errors_match_a_stratified_ensemble(gm, errors):
     n = 4096
     system = QuantileReducedGM(gm)
     z = jnp.asarray(normal_quantiles(n))
-    states = jax.vmap(lambda z: solve(system, make_interpolant("linear", 1.0), schedule, key=z,
-                                      steps=STEPS, dtype=jnp.float64).state)(z)
+    states = jax.vmap(
+        lambda z: (
+            solve(
+                system, make_interpolant("linear", 1.0), schedule, key=z, steps=STEPS, dtype=jnp.float64
+            ).state
+        )
+    )(z)
     stats = jax.vmap(system.statistics)(states)
     p_hat = float(jnp.mean(stats["overlap"] > 0))
     sigma2_hat = float(jnp.mean(stats["sq_dev"]))
@@ -123,8 +141,9 @@ def test_exact_errors_match_a_stratified_ensemble(gm, errors):
     assert abs(float(exact.sigma2_hat) / sigma2_hat - 1) <= 1 / n
     reference = gm.reference()
     assert float(exact.p_error) == pytest.approx(float(exact.p_hat) - reference["p"], abs=1e-15)
-    assert float(exact.sigma2_error) == pytest.approx(float(exact.sigma2_hat) / reference["sigma2"] - 1,
-                                                      abs=1e-14)
+    assert float(exact.sigma2_error) == pytest.approx(
+        float(exact.sigma2_hat) / reference["sigma2"] - 1, abs=1e-14
+    )
     # The per-coordinate W2 is zero only for the exact law; here it is the warp's error.
     assert 0 < float(exact.w2) < 1
 
@@ -175,11 +194,14 @@ def test_optax_lowers_the_objective_from_the_paper_dilation(gm, tmp_path):
     assert read_schedule(str(path))["git_revision"] is None or read_schedule(str(path))["git_revision"]
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda r: r.update(format="other/1"), "format"),
-    (lambda r: r.update(first=[1.0, float("nan")]), "finite"),
-    (lambda r: r.pop("noise"), "noise"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda r: r.update(format="other/1"), "format"),
+        (lambda r: r.update(first=[1.0, float("nan")]), "finite"),
+        (lambda r: r.pop("noise"), "noise"),
+    ],
+)
 def test_bad_schedule_files_name_the_problem(tmp_path, edit, match):
     path = tmp_path / "s.json"
     save_schedule(str(path), TwoPhase.init("ve", D))
@@ -195,29 +217,75 @@ def test_bad_schedule_files_name_the_problem(tmp_path, edit, match):
 def test_cli_optimize_then_sample_with_the_file(tmp_path):
     out = tmp_path / "learned.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "nsjax.cli", "optimize", "--noise", "vp", "--solver", "euler", "--steps",
-         str(STEPS), "--dims", "1e3", "--iterations", "3", "--coefficients", "2", "--no-progress",
-         "--out", str(out)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "nsjax.cli",
+            "optimize",
+            "--noise",
+            "vp",
+            "--solver",
+            "euler",
+            "--steps",
+            str(STEPS),
+            "--dims",
+            "1e3",
+            "--iterations",
+            "3",
+            "--coefficients",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     record = json.loads(out.read_text())
     assert report["schedule_file"] == str(out) and record["solver"] == "euler" and record["nfe"] == STEPS
     assert len(record["history"]) == 3 and record["dims"] == [1000.0]
     proc = subprocess.run(
-        [sys.executable, "-m", "nsjax.cli", "sample", "--engine", "reduced", "--schedule", f"file:{out}",
-         "--d", "1000000", "--particles", "64", "--steps", str(STEPS)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "nsjax.cli",
+            "sample",
+            "--engine",
+            "reduced",
+            "--schedule",
+            f"file:{out}",
+            "--d",
+            "1000000",
+            "--particles",
+            "64",
+            "--steps",
+            str(STEPS),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     sampled = json.loads(proc.stdout)
     assert sampled["schedule_file"] == str(out) and sampled["nfe"] == STEPS
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["optimize", "--split", "1.5"], "--split"),
-    (["optimize", "--dims", "1e3,0"], "--dims"),
-    (["sample", "--schedule", "file:/nonexistent.json"], "--schedule"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["optimize", "--split", "1.5"], "--split"),
+        (["optimize", "--dims", "1e3,0"], "--dims"),
+        (["sample", "--schedule", "file:/nonexistent.json"], "--schedule"),
+    ],
+)
 def test_cli_bad_arguments_exit_2_naming_them(argv, needle):
-    proc = subprocess.run([sys.executable, "-m", "nsjax.cli", *argv, "--no-progress"] if argv[0] == "optimize"
-                          else [sys.executable, "-m", "nsjax.cli", *argv], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsjax.cli", *argv, "--no-progress"]
+        if argv[0] == "optimize"
+        else [sys.executable, "-m", "nsjax.cli", *argv],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr.strip().splitlines()[-1]
