@@ -139,11 +139,11 @@ def gm_errors(
     def finals(z, adjoint=adjoint):
         z = jnp.asarray(z, dtype)
         y0 = ReducedState(c0 * z, 1 + 0 * z, 0 * z)
-        run = lambda y: (
-            solve(
+        def run(y):
+            return solve(
                 system, interpolant, schedule, y, steps=steps, solver=solver, dtype=dtype, adjoint=adjoint
             ).state
-        )
+
         return jax.vmap(run)(y0)
 
     # Sign changes of u_1 on a grid of z (no gradient), each refined by 16-fold subdivision.
