@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import nsjax
 from nsjax.interpolants import make_interpolant
-from nsjax.objectives import gm_errors
+from nsjax.objectives import gm_errors, path_distance, smooth_features
 from nsjax.optimize import gm_objective, optimize
 from nsjax.schedule_files import load_schedule, read_schedule, save_schedule
 from nsjax.schedules import DilatedVE, DilatedVP, TwoPhase, Warp
@@ -289,3 +289,14 @@ def test_cli_bad_arguments_exit_2_naming_them(argv, needle):
     )
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr.strip().splitlines()[-1]
+
+
+def test_full_particle_surrogates():
+    """The sigmoid surrogate tends to the indicator mean as the width shrinks; the path distance is
+    the mean squared difference, zero for the same particles."""
+    m = jnp.array([-0.3, -0.01, 0.02, 0.5, 0.7])
+    assert abs(float(smooth_features(m, width=1e-4)) - 0.6) < 1e-12
+    assert 0.5 < float(smooth_features(m, width=1.0)) < 0.6
+    x = jnp.arange(6.0).reshape(2, 3)
+    assert float(path_distance(x, x)) == 0.0
+    assert float(path_distance(x, x + 2.0)) == 4.0
