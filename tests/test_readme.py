@@ -17,6 +17,6 @@ def test_ci_runs_the_readme_test_command():
         for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line and not line.startswith(("#", "set ", "cd "))
     ]
-    assert readme[1].endswith("python -m pytest -q")
+    assert readme[1].endswith("python -m pytest -q -n 2")
     assert ci[-1] == readme[1]
     assert readme[0].endswith("nsjax reproduce --out reproduce_out")
