@@ -314,7 +314,7 @@ def run_optimize(args) -> dict:
             "reduce": args.reduce,
             "p_tol": 0.01,
             "sigma2_tol": 0.02,
-            "start": history_start(result),
+            "start": result.history[0],
             "best": result.best_loss,
         },
         optimizer={
@@ -348,7 +348,3 @@ def run_optimize(args) -> dict:
         },
     }
 
-
-def history_start(result: OptimizeResult) -> float:
-    """The objective at the start point."""
-    return result.history[0] if result.history else math.nan

@@ -191,7 +191,9 @@ def test_optax_lowers_the_objective_from_the_paper_dilation(gm, tmp_path):
     np.testing.assert_array_equal(again(t)[0], tau)
     interpolant, schedule = nsjax.preset(f"file:{path}", 10**6)
     assert interpolant.noise_scale == 1.0 and schedule.dim == 10**6
-    assert read_schedule(str(path))["git_revision"] is None or read_schedule(str(path))["git_revision"]
+    record = read_schedule(str(path))
+    assert record["solver"] == "euler" and record["steps"] == STEPS and record["history"] == result.history
+    assert "git_revision" in record and "created" in record
 
 
 @pytest.mark.parametrize(
