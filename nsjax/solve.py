@@ -303,6 +303,10 @@ class PiecewiseSteps(diffrax.AbstractStepSizeController):
         return True, t1, next_t1, False, state + 1, diffrax.RESULTS.successful
 
 
+INITIAL_STEPS = 64
+"""An adaptive piece's first step is ``1/INITIAL_STEPS`` of the piece (the controller adapts it)."""
+
+
 def adaptive_steps(steps) -> bool:
     return isinstance(steps, diffrax.PIDController)
 
@@ -314,7 +318,9 @@ def _controller(steps, piece: int, t0: float, t1: float, grids, dtype):
         return diffrax.StepTo(ts=jnp.asarray(ts, dtype)), None, len(ts) - 1
     if isinstance(steps, PieceSteps):
         return diffrax.ConstantStepSize(), (t1 - t0) / steps.counts[piece].astype(dtype), None
-    return steps, None, None
+    # Adaptive: a fixed first step, not diffrax's finite-difference guess (dt0=None), which is
+    # rounding-dominated in float32 and made the step sequence depend on the batch (chunk) shape.
+    return steps, jnp.asarray((t1 - t0) / INITIAL_STEPS, dtype), None
 
 
 def solve(

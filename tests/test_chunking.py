@@ -5,23 +5,21 @@ the ``lax.map`` over particles, so every output must agree: every statistic of e
 final states, the path summaries at ``path_ts``, ``ReducedGM``, and adaptive runs (whose particles
 take different numbers of steps inside one vmapped chunk); step and evaluation counts exactly.
 7 particles in chunks of 3 (3 + 3 + a remainder of 1) against one chunk of 7; float32, the default,
-except the adaptive run (float64, below).
+for every case.
 
 Floats agree to rounding, not bit for bit: XLA:CPU vectorises a chunk's per-particle reductions
 by the batch shape (measured on GM d = 24: chunks of 3 change the remainder particle's ``sq_dev``
 by 4 ulp; chunks of 1 or 2 change most particles by a few ulp). The tolerance, 64 float32 ulp of
 the largest value, is far below any mix-up of particles or keys (differences of order 1).
 
-Adaptive runs are chunk-independent in float64 only. In float32 the remainder chunk of one particle
-is the unbatched program, and diffrax's initial step-size heuristic (``dt0=None``: a finite
-difference ``f(y0 + h0 f0) - f(y0)`` with a tiny ``h0``) is rounding-dominated there, so the whole
-step sequence can change: GM d = 16, ve-dilated, Tsit5, rtol 1e-4, particle 6 takes 13 steps in any
-batch and 9 alone, and its overlap moves by 5e-4 (the solver's tolerance, not rounding). Float64
-gives equal step counts and values to 1e-14.
+The adaptive case caught a real defect: with diffrax's initial step-size heuristic (``dt0=None``,
+a finite difference ``f(y0 + h0 f0) - f(y0)`` with a tiny ``h0``, rounding-dominated in float32)
+the remainder chunk of one particle took another step sequence (GM d = 16, ve-dilated, Tsit5,
+rtol 1e-4: particle 6 took 13 steps in any batch and 9 alone; its overlap moved by 6e-4).
+:func:`nsjax.solve` now starts every adaptive piece with a fixed step (``solve.INITIAL_STEPS``).
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -40,12 +38,12 @@ def _close(actual, desired, name):
 
 
 def _gm_adaptive_path():
-    """GM, adaptive (Tsit5, PID), with path summaries, float64 (see the module docstring)."""
+    """GM, adaptive (Tsit5, PID), with path summaries (see the module docstring)."""
     target = nsjax.GaussianMixture(dim=16)
     interp, sched = preset("ve-dilated", target.dim)
     return target, interp, sched, {"steps": None, "solver": nsjax.make_solver("tsit5"),
                                    "rtol": 1e-4, "atol": 1e-6, "path_ts": [0.0, 0.5, 1.0],
-                                   "path_coords": 3, "dtype": jnp.float64}
+                                   "path_coords": 3}
 
 
 def _cw_exact():

@@ -21,6 +21,7 @@ KEY = jax.random.PRNGKey(0)
 
 # -- Lemma 1: X_1 ~ mu for fine steps ---------------------------------------------------------------
 @pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.x64
 def test_lemma1_gm_pushforward_matches_mu(d):
     """KS test of the projection r.X/|r| against the exact mixture CDF (significance 1e-3),
     and the features within 4 standard errors of their exact finite-d values."""
@@ -54,6 +55,7 @@ def test_lemma1_gm_pushforward_matches_mu(d):
 
 
 @pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.x64
 def test_lemma1_cw_pushforward_matches_law_of_s(d):
     """Chi-square test of sign-rounded spins' S against the exact law (significance 1e-3)."""
     cw = CurieWeiss(dim=d, theta=2.0, h=0.6)
@@ -126,7 +128,9 @@ def test_results_do_not_depend_on_chunk_size():
     interp, sched = preset("vp-dilated", 50)
     a = sample(gm, interp, sched, KEY, 12, steps=6, chunk_size=12)
     b = sample(gm, interp, sched, KEY, 12, steps=6, chunk_size=5)
-    np.testing.assert_array_equal(a.statistics["overlap"], b.statistics["overlap"])
+    # to rounding, not bits: XLA may vectorise reductions by batch shape (see test_chunking.py)
+    ulp = 64 * float(np.finfo(np.float32).eps)
+    np.testing.assert_allclose(a.statistics["overlap"], b.statistics["overlap"], rtol=ulp, atol=ulp)
     assert b.chunk_size == 5
 
 
