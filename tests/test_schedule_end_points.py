@@ -82,16 +82,12 @@ CASES = {
     "edm-rho3": (S.EDM(noise_scale=8.0, rho=3.0), edm(8.0)),
 }
 
-KNOWN = {
-    "ddpm-T50": "DDPM's midpoint continuation of log abar misses abar_1 = 1 - beta_start by "
-    "~slope^2/24 in 1 - abar_1 (slope = (beta_end - beta_start)/(T - 1)): 1.5e-2 relative here, "
-    "7.7e-3 in 1 - tau(1); the docstring's ~1e-6 holds for T = 1000, beta_end = 0.02 only",
-}
+KNOWN: dict[str, str] = {}  # cases expected to fail (strict xfail), with the reason
 
 # Relative tolerances. float64: the formulas are a handful of correctly rounded operations whose
 # condition numbers are at most |log abar| ~ 10 (DDPM, VP-SDE at s = 1), so 1e-13 is ~500 ulp.
-# DDPM continues abar_n to real n by the midpoint rule, documented to agree with the product at
-# integers to ~1e-6 relative in abar (1e-6 relative in tau or 1 - tau at most). float32: the same
+# DDPM continues abar_n to real n by the corrected midpoint rule (error ~ slope^5); DDPM_RTOL
+# stays 1e-6 (it caught the uncorrected rule: 1.5e-2 relative in 1 - abar_1 at T = 50). float32: the same
 # conditioning with eps = 1.2e-7, and EDM's ``hi + t (lo - hi)`` at t = 1 cancels to
 # ``lo = sigma_min^(1/rho)`` with absolute error eps hi, raised to rho: rho eps hi / lo = 1.2e-5
 # at rho = 3 (measured 4.6e-6): 2e-5.
@@ -104,6 +100,7 @@ DDPM_RTOL = 1e-6
     pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=KNOWN[k])) if k in KNOWN else k
     for k in CASES
 ])
+@pytest.mark.x64
 def test_end_points_match_closed_forms(name, dtype):
     schedule, (start, end) = CASES[name]
     assert not schedule.ends_at_data
