@@ -1,7 +1,8 @@
 """Test configuration.
 
-- 64-bit mode so that oracles compare in float64 (float32 is asked for explicitly where a test is
-  about float32).
+- Float32, what users run, is the default: a test runs with ``jax_enable_x64`` only when it is
+  marked ``@pytest.mark.x64`` (a float64 oracle, or a float64 run by request). The mode is set
+  before the test's fixtures, so module-scoped fixtures built for an x64 test are float64 too.
 - One persistent XLA compilation cache per test session (a fresh temporary folder, inherited by
   the command-line tests' subprocesses through ``JAX_COMPILATION_CACHE_DIR``): a program that
   several tests or subprocesses compile identically is compiled once. Results cannot depend on
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 
 import jax
+import pytest
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="nsjax-test-xla-cache-")
@@ -22,4 +24,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-jax.config.update("jax_enable_x64", True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """x64 on for tests marked ``x64``, off otherwise (runs before fixture set-up)."""
+    jax.config.update("jax_enable_x64", item.get_closest_marker("x64") is not None)

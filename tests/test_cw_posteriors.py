@@ -144,6 +144,7 @@ def _enumeration_error(strategy, d):
 
 @pytest.mark.parametrize("d", [1, 2, 5, 8, 12])
 @pytest.mark.parametrize("strategy", [Exact(), Grid(nodes=64)], ids=["exact", "grid-64"])
+@pytest.mark.x64
 def test_exact_and_grid_equal_enumeration(strategy, d):
     """The production posterior (Grid with 256 nodes below d = 64) and a 64-node grid: documented
     error below ``e^-28`` at ``d <= 12``, so rounding only."""
@@ -250,6 +251,7 @@ def test_exact_dispatches_on_dimension():
     np.testing.assert_array_equal(_eta(exact, 80, 0.5, x), _eta(Saddle(), 80, 0.5, x))
 
 
+@pytest.mark.x64
 def test_target_uses_its_strategy():
     """``CurieWeiss(..., posterior=s).denoise`` is ``s`` at the observation field ``g(tau)``."""
     d, interp, tau = 80, Linear(1.0), 0.4

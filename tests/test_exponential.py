@@ -68,6 +68,7 @@ def _frame(interpolant, value):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.x64
 def test_point_mass_is_integrated_exactly_on_any_grid(name):
     """Constant denoiser ``eta = mu``: every step is exact (``x_t = a_t mu + (s_t/s_0)(x_0 - a_0 mu)``),
     at every grid point of the paper's dilated VP and VE grids (d = 1e6, 4 steps; tau(0) = 0 and
@@ -159,6 +160,7 @@ def gm_reference():
         ("ipndm", 2),
     ],
 )
+@pytest.mark.x64
 def test_convergence_order_on_gm_reduction(name, order, gm_reference):
     """Least-squares slope of log2(error) over N = 256, 512, 1024 within 0.2 of the order
     (GM d = 10, p = 0.8, sigma2 = 1/4, float64, 32 quantile particles, RMS error of (u, g) after
@@ -230,6 +232,7 @@ _ISSUE = {
 }
 
 
+@pytest.mark.x64
 def test_dpmpp_2m_matches_independent_reference_and_issue_numbers():
     """nsjax's 2M (a sweep of QuantileReducedGM, 20000 stratified particles: quadrature error
     ~1e-4) equals the independent NumPy 2M with the breakpoint restart to 1e-10, at d = 1e3, 1e6,
@@ -393,6 +396,7 @@ def _diffusers_errors(name):
 @pytest.mark.parametrize(
     "name", ["ddim", "dpmpp-2m", "dpmpp-3m", "dpm-solver-2", "unipc", "deis-2", "deis-3", "ipndm"]
 )
+@pytest.mark.x64
 def test_matches_diffusers_step_by_step(name):
     """The same GM denoiser (d = 6, p = 0.8, or p = 0.5 for iPNDM, see below) as an epsilon (or v)
     network, the same grid (nsjax's ``tau = a/(a + s)`` at ``t_i = i/N`` on a table schedule) and
@@ -439,6 +443,7 @@ def test_float32_end_points_finite(name):
 
 
 @pytest.mark.parametrize("name", ["dpm-solver-2"])
+@pytest.mark.x64
 def test_gradient_matches_finite_difference(name):
     """d u(1) / d kappa through solve (dilated VE, d = 1e6, tau(0) = 0 and tau(1) = 1): reverse mode
     equals a central difference (step 1e-6: rounding 1e3 * 2e-16 / 1e-6 ~ 2e-7). DPM-Solver-2's

@@ -57,6 +57,7 @@ def test_step_loop_copies_no_state(name):
     assert not copies, copies
 
 
+@pytest.mark.x64
 def test_ddim_is_euler_in_tau_for_the_linear_interpolant():
     """Linear interpolant, ``a = tau``, ``s = c (1 - tau)``: the DDIM step
     ``x_t = (s_t/s_u) x_u + (a_t - a_u s_t/s_u) eta_u`` equals Euler in tau,

@@ -196,6 +196,7 @@ FORWARD_CASES = [REDUCED_RK4]
 
 
 @pytest.mark.parametrize("case", REVERSE_CASES, ids=str)
+@pytest.mark.x64
 def test_reverse_mode_matches_finite_differences(case):
     theta, dim = _args(case)
     _, grad = value_and_grad(case)(theta, dim)
@@ -203,6 +204,7 @@ def test_reverse_mode_matches_finite_differences(case):
 
 
 @pytest.mark.parametrize("case", FORWARD_CASES, ids=str)
+@pytest.mark.x64
 def test_forward_mode_matches_finite_differences(case):
     theta, dim = _args(case)
     compiled = value_and_jvp(case)
@@ -220,6 +222,7 @@ def test_forward_mode_matches_finite_differences(case):
 
 
 @pytest.mark.xfail(raises=TypeError, strict=True, reason="solve's default adjoint is a custom_vjp")
+@pytest.mark.x64
 def test_forward_mode_through_default_adjoint():
     """``jax.jvp`` through ``solve``'s default adjoint (XPASS once that supports forward mode)."""
     case = FULL_PIECES
@@ -227,6 +230,7 @@ def test_forward_mode_through_default_adjoint():
     jax.jvp(lambda th: build_loss(case)(th, dim), (theta,), (jnp.ones_like(theta),))
 
 
+@pytest.mark.x64
 def test_piece_steps_take_the_fixed_grid_steps():
     """PieceSteps((3, 3)) (traced counts, ConstantStepSize) takes the steps of N = 6 (StepTo), so its
     FD-checked gradient is that of the fixed-grid solve; the loss agrees at three parameter points."""
@@ -242,6 +246,7 @@ def test_piece_steps_take_the_fixed_grid_steps():
         np.testing.assert_allclose(float(value_p), float(value_n), rtol=ROUNDING)
 
 
+@pytest.mark.x64
 def test_jit_grad_equals_eager_grad():
     case = REDUCED_TRACED
     theta, dim = _args(case)
@@ -253,6 +258,7 @@ def test_jit_grad_equals_eager_grad():
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=ROUNDING)
 
 
+@pytest.mark.x64
 def test_gradient_descent_lowers_loss():
     """The optimisation use case: steepest descent on (kappa, p, sigma2) through vmapped solves.
 

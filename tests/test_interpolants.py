@@ -9,6 +9,7 @@ from nsjax.interpolants import Custom, Linear, Trig, make_interpolant, ve, vp
 
 
 @pytest.mark.parametrize("c", [1.0, 30.0])
+@pytest.mark.x64
 def test_linear_velocity_is_eta_minus_x_over_one_minus_tau(c):
     interp = Linear(c)
     key = jax.random.PRNGKey(0)
@@ -20,6 +21,7 @@ def test_linear_velocity_is_eta_minus_x_over_one_minus_tau(c):
 
 
 @pytest.mark.parametrize("c", [1.0, 30.0])
+@pytest.mark.x64
 def test_trig_velocity_is_eta_minus_tau_x_over_one_minus_tau2(c):
     interp = Trig(c)
     x, eta = jax.random.normal(jax.random.PRNGKey(1), (2, 5))
@@ -28,6 +30,7 @@ def test_trig_velocity_is_eta_minus_tau_x_over_one_minus_tau2(c):
         np.testing.assert_allclose(b, (eta - tau * x) / (1 - tau**2), rtol=1e-10)
 
 
+@pytest.mark.x64
 def test_general_formula_and_custom_autodiff_agree():
     """b = (alpha'/alpha) x + (beta' - alpha' beta / alpha) eta for a user's pair (autodiff)."""
     custom = Custom(lambda t: jnp.cos(jnp.pi * t / 2), lambda t: jnp.sin(jnp.pi * t / 2), 2.0)

@@ -38,6 +38,7 @@ def _counts(schedule):
     return jnp.asarray([len(g) - 1 for g in step_grid(schedule, N)])
 
 
+@pytest.mark.x64
 def test_piecewise_steps_hit_every_grid_point():
     """The controller's times are step_grid's, breakpoints and t = 1 exactly."""
     counts = jnp.asarray([3, 5])
@@ -49,6 +50,7 @@ def test_piecewise_steps_hit_every_grid_point():
 
 
 @pytest.mark.parametrize("solver", [UniPC(), DEIS()], ids=["unipc", "deis"])
+@pytest.mark.x64
 def test_joined_step_specs_agree(problem, solver):
     """int N, PieceSteps (traced counts, PiecewiseSteps) and StepTo give the same joined solve."""
     _, _, schedule, _ = problem
@@ -63,6 +65,7 @@ def test_joined_step_specs_agree(problem, solver):
         assert int(other.num_steps) == N
 
 
+@pytest.mark.x64
 def test_history_crosses_the_breakpoint(problem):
     """Joined UniPC differs from the restarted one (its corrector and history cross t = 1/2);
     DDIM (no history) is the same either way; both count N evaluations."""

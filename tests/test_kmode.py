@@ -52,6 +52,7 @@ TARGETS = {"blocks": _blocks, "mixed": _mixed}
 # -- exact posterior ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(INTERPOLANTS))
 @pytest.mark.parametrize("kind", sorted(TARGETS))
+@pytest.mark.x64
 def test_kmode_denoiser_and_score_equal_autodiff_of_log_density(name, kind):
     """score == jax.grad log rho_tau; eta == Tweedie of it; b from both agree (float64)."""
     km = TARGETS[kind]()
@@ -76,6 +77,7 @@ def test_kmode_denoiser_and_score_equal_autodiff_of_log_density(name, kind):
             np.testing.assert_allclose(eta_km, km.weights @ km.means(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
 def test_kmode_end_point_is_finite():
     km = _mixed()
     x = jnp.linspace(-2.0, 3.0, km.dim)
@@ -85,6 +87,7 @@ def test_kmode_end_point_is_finite():
 
 
 @pytest.mark.parametrize("name", sorted(INTERPOLANTS))
+@pytest.mark.x64
 def test_two_opposite_modes_of_equal_variance_are_the_gaussian_mixture(name):
     """K = 2, e_1 = -e_0, equal variances and amplitudes: GaussianMixture, term by term."""
     d, p, s2 = 5, 0.3, 0.7
@@ -116,6 +119,7 @@ def test_two_opposite_modes_of_equal_variance_are_the_gaussian_mixture(name):
 
 # -- exact samples and references -----------------------------------------------------------------
 @pytest.mark.parametrize("kind", sorted(TARGETS))
+@pytest.mark.x64
 def test_kmode_exact_samples_follow_the_law(kind):
     """Axis coordinates: KS against their exact mixture law; mean and |x_perp|^2 within 5 s.e."""
     km = TARGETS[kind]()
@@ -143,6 +147,7 @@ def test_kmode_exact_samples_follow_the_law(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
+@pytest.mark.x64
 def test_kmode_references_match_monte_carlo_of_exact_samples(kind):
     """Every feature of 2e5 exact samples within 5 standard errors of its reference, and at least
     one reference further than that from its d -> inf value (w_k, s2_k): the finite-d terms count."""
@@ -160,6 +165,7 @@ def test_kmode_references_match_monte_carlo_of_exact_samples(kind):
     assert abs(sum(f[f"p{k}_ref"] for k in range(km.num_modes)) - 1) < 1e-10
 
 
+@pytest.mark.x64
 def test_kmode_single_mode_reference_is_exact():
     km = KModeMixture(dim=4, weights=(1.0,), variances=(0.3,), amplitudes=(2.0,))
     ref = km.reference()

@@ -27,6 +27,7 @@ from nsjax.solve import solve
 from nsjax.solvers import make_solver
 from nsjax.sweeps import QuantileReducedGM, normal_quantiles
 
+ROOT = __import__('pathlib').Path(__file__).resolve().parents[1]
 D = 1000.0
 STEPS = 4
 
@@ -46,6 +47,7 @@ def _warped(noise="vp"):
 
 # -- the family ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("noise,paper", [("vp", DilatedVP), ("ve", DilatedVE)])
+@pytest.mark.x64
 def test_zero_warps_are_the_paper_dilations(noise, paper):
     t = jnp.linspace(0.0, 1.0, 41)
     mine, theirs = TwoPhase.init(noise, 1e6), paper(3.0, 1e6)
@@ -65,6 +67,7 @@ def _warp_checks(coefficients):
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(-1.5, 1.5), min_size=6, max_size=6))
+@pytest.mark.x64
 def test_warp_is_monotone_with_exact_ends_and_its_rate_is_its_derivative(coefficients):
     """Any coefficients (|a_k| <= 1.5: 40 Gauss nodes integrate e^f to < 1e-12 relative) give a
     strictly increasing map with exact ends and rate = autodiff of W (to that quadrature error)."""
@@ -118,6 +121,7 @@ def errors(gm):
     return schedule, gm_errors(gm, make_interpolant("linear", 1.0), schedule, steps=STEPS)
 
 
+@pytest.mark.x64
 def test_exact_errors_match_a_stratified_ensemble(gm, errors):
     """``p_hat = Phi(-z*)`` and the quadrature ``sigma2_hat`` against ``n`` stratified particles
     through the same solve, counted and averaged as ``nsjax.estimate`` does: their quadrature
@@ -145,9 +149,30 @@ def test_exact_errors_match_a_stratified_ensemble(gm, errors):
         float(exact.sigma2_hat) / reference["sigma2"] - 1, abs=1e-14
     )
     # The per-coordinate W2 is zero only for the exact law; here it is the warp's error.
+
+
+@pytest.mark.x64
+def test_exact_errors_at_large_d_where_the_flow_map_is_a_step():
+    """At d = 1e9 the map z -> u_1 is a smoothed step: an unguarded Newton step on z* left the final
+    bracket and put quadrature nodes in the wrong mode (sigma2 error +1.86 for a schedule that
+    passes). Learned VP file, Heun 6 steps, against 4096 stratified particles of the same solve."""
+    d, n = 1e9, 4096
+    gm = nsjax.GaussianMixture(dim=int(D), p=0.8, sigma2=0.25)
+    schedule = load_schedule(str(ROOT / "benchmarks/results/learned/vp_heun6.json"), d)
+    interp, heun = make_interpolant("linear", 1.0), make_solver("heun")
+    exact = gm_errors(gm, interp, schedule, steps=6, solver=heun, dim=d)
+    system = QuantileReducedGM(gm, dim=d)
+    states = jax.vmap(
+        lambda z: solve(system, interp, schedule, key=z, steps=6, solver=heun, dtype=jnp.float64).state
+    )(jnp.asarray(normal_quantiles(n)))
+    stats = jax.vmap(system.statistics)(states)
+    assert bool(exact.valid) and int(exact.crossings) == 1
+    assert abs(float(exact.p_hat) - float(jnp.mean(stats["overlap"] > 0))) <= 1 / n
+    assert abs(float(exact.sigma2_hat) / float(jnp.mean(stats["sq_dev"])) - 1) <= 1 / n
     assert 0 < float(exact.w2) < 1
 
 
+@pytest.mark.x64
 def test_gradient_matches_finite_differences(gm):
     """d loss / d (log kappa, first coefficient): forward mode through the separatrix (implicit
     function theorem) against central differences, float64, step h ~ eps^(1/3). Measured agreement:
@@ -173,6 +198,7 @@ def test_gradient_matches_finite_differences(gm):
         assert np.all(np.abs(fd) > 1e-4)  # the derivative is resolved, not noise
 
 
+@pytest.mark.x64
 def test_optax_lowers_the_objective_from_the_paper_dilation(gm, tmp_path):
     objective = gm_objective(gm, [D], solver=make_solver("euler"), steps=STEPS)
     start = TwoPhase.init("vp", D, num_coefficients=2)
@@ -293,6 +319,7 @@ def test_cli_bad_arguments_exit_2_naming_them(argv, needle):
     assert needle in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.x64
 def test_full_particle_surrogates():
     """The sigmoid surrogate tends to the indicator mean as the width shrinks; the path distance is
     the mean squared difference, zero for the same particles."""

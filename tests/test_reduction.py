@@ -26,6 +26,7 @@ class _SameNoise(ReducedGM):
 
 @pytest.mark.parametrize("solver", ["euler", "heun", "rk4"])
 @pytest.mark.parametrize("schedule", ["ve-dilated", "vp", "ddpm"])
+@pytest.mark.x64
 def test_full_engine_equals_reduction_float64(solver, schedule):
     d = 300
     r = jax.random.normal(jax.random.PRNGKey(1), (d,))
@@ -39,6 +40,7 @@ def test_full_engine_equals_reduction_float64(solver, schedule):
     np.testing.assert_array_equal(reduced.nfe, full.nfe)
 
 
+@pytest.mark.x64
 def test_reduction_is_exact_at_huge_dimension():
     """d = 1e12 in float64: finite, and dilated VP + Heun recovers both features."""
     d = 10**12

@@ -23,6 +23,7 @@ ALL = [
 
 
 @pytest.mark.parametrize("schedule", ALL, ids=lambda s: type(s).__name__ + getattr(s, "form", ""))
+@pytest.mark.x64
 def test_rate_is_derivative_and_complement_is_exact(schedule):
     for piece, (t0, t1) in enumerate(schedule.intervals()):
         t = jnp.linspace(t0, t1, 17)
@@ -37,6 +38,7 @@ def test_rate_is_derivative_and_complement_is_exact(schedule):
         np.testing.assert_allclose(left.tau, right.tau, rtol=1e-14)
 
 
+@pytest.mark.x64
 def test_paper_schedules_end_points_and_formulas():
     d, kappa = 1e4, 3.0
     a = kappa / math.sqrt(d)
@@ -74,6 +76,7 @@ def test_ddpm_continuation_matches_discrete_product():
 
 
 @pytest.mark.parametrize("c", [1.0, 256.0])
+@pytest.mark.x64
 def test_snr_matching(c):
     """tau / (c (1 - tau)) = a_s / sigma_s: the interpolant and the process share the SNR."""
     for schedule in (
@@ -89,6 +92,7 @@ def test_snr_matching(c):
         assert not schedule.ends_at_data
 
 
+@pytest.mark.x64
 def test_vpsde_closed_form():
     s = S.VPSDE()
     t = jnp.asarray(0.3)

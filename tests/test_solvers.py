@@ -53,6 +53,7 @@ def test_same_tableau_as_diffrax(fused, generic):
 
 
 @pytest.mark.parametrize("fused,generic", PAIRS)
+@pytest.mark.x64
 def test_fused_equals_diffrax_to_rounding(fused, generic):
     """A nonlinear pytree field through ``diffeqsolve``: same numbers as diffrax's ERK."""
 
@@ -67,6 +68,7 @@ def test_fused_equals_diffrax_to_rounding(fused, generic):
 
 
 @pytest.mark.parametrize("fused,generic", [PAIRS[0], PAIRS[3]])
+@pytest.mark.x64
 def test_fused_equals_diffrax_on_gm_sampler(fused, generic):
     """Full GM particles through ``sample`` (two schedule pieces, one-sided slopes), float64."""
     d = 64
@@ -79,6 +81,7 @@ def test_fused_equals_diffrax_on_gm_sampler(fused, generic):
     np.testing.assert_array_equal(a.nfe, b.nfe)
 
 
+@pytest.mark.x64
 def test_fused_equals_diffrax_on_reduced_gm():
     """The exact GM reduction (a NamedTuple state, d = 1e9) through ``sample``."""
     system = ReducedGM(nsjax.GaussianMixture(dim=10**9))
@@ -91,6 +94,7 @@ def test_fused_equals_diffrax_on_reduced_gm():
 
 
 @pytest.mark.parametrize("fused", [FusedHeun, FusedMidpoint, FusedRalston, FusedRK4])
+@pytest.mark.x64
 def test_convergence_order(fused):
     """``y' = cos(t) y`` (exact ``exp(sin t)``): the error slope matches the method's order."""
     field = lambda t, y, args: jnp.cos(t) * y  # noqa: E731

@@ -49,6 +49,7 @@ def _quantile_build(point):
         ("ve-dilated", diffrax.Euler()),
     ],
 )
+@pytest.mark.x64
 def test_sweep_point_equals_sample(name, solver):
     """A sweep point (traced N, selected traced schedule) reproduces sample() on the same particles.
 
@@ -76,6 +77,7 @@ def test_sweep_point_equals_sample(name, solver):
         np.testing.assert_array_equal(result.nfe[i, 1], ref.nfe)
 
 
+@pytest.mark.x64
 def test_one_trace_for_all_step_counts_and_points():
     calls = []
 
@@ -90,6 +92,7 @@ def test_one_trace_for_all_step_counts_and_points():
     np.testing.assert_array_equal(result.nfe[:, 0, 0], [2, 4, 8, 16])  # Euler: one per step
 
 
+@pytest.mark.x64
 def test_stop_ends_early():
     z = normal_quantiles(8)
     result = sweep(
@@ -98,6 +101,7 @@ def test_stop_ends_early():
     assert result.steps == [2, 4] and result.nfe.shape[0] == 2
 
 
+@pytest.mark.x64
 def test_quantile_particles_are_a_quadrature():
     """p_hat of stratified particles is within 1/n of a large Monte-Carlo ensemble's."""
     n = 256
@@ -120,6 +124,7 @@ def test_quantile_particles_are_a_quadrature():
 
 
 @pytest.mark.parametrize("dim", [1e3, 1e8])
+@pytest.mark.x64
 def test_two_piece_matches_dilated(dim):
     """The traced selection of the paper presets equals each schedule built alone."""
     t = jnp.linspace(0.0, 1.0, 41)
@@ -139,6 +144,7 @@ def test_two_piece_matches_dilated(dim):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.x64
 def test_selected_and_scaled_vesde():
     t = jnp.linspace(0.0, 1.0, 11)
     c = 100.0
@@ -165,6 +171,7 @@ def test_reduced_dim_override_matches_static_dim():
         ReducedGM(GaussianMixture(dim=3, direction=jnp.ones(3)), dim=3.0)
 
 
+@pytest.mark.x64
 def test_grid_and_errors():
     g = grid(kappa=[2.0, 3.0], p=[0.3, 0.5, 0.8])
     assert g["kappa"].shape == (6,) and list(g["p"][:3]) == [0.3, 0.5, 0.8]

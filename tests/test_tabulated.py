@@ -14,6 +14,7 @@ from nsjax.solvers import make_solver
 from nsjax.sweeps import QuantileReducedGM
 
 
+@pytest.mark.x64
 def test_knots_hit_exactly_and_pieces_are_linear():
     taus = np.array([0.0, 0.01, 0.2, 0.7, 0.999, 1.0])
     sched = S.Tabulated(taus)
@@ -35,6 +36,7 @@ def test_knots_hit_exactly_and_pieces_are_linear():
     assert not S.Tabulated(taus[:-1]).ends_at_data
 
 
+@pytest.mark.x64
 def test_tau_c_keeps_float32_precision_near_one():
     # VE at d = 1e12: sigma / (sigma + c) ~ 1e-6 with c = 1e6
     c = 1e6
@@ -54,6 +56,7 @@ def test_tau_c_keeps_float32_precision_near_one():
 
 
 @pytest.mark.parametrize("name, solver", [("ve-dilated", "heun")])
+@pytest.mark.x64
 def test_solver_on_the_list_equals_solver_on_its_schedule(name, solver):
     """A piecewise-linear schedule tabulated at its own N-step grid is the same map with a
     breakpoint at every knot: each step sees the same tau and slope, so the results agree to
@@ -78,6 +81,7 @@ def test_solver_on_the_list_equals_solver_on_its_schedule(name, solver):
     np.testing.assert_allclose(b.g, a.g, rtol=1e-11)
 
 
+@pytest.mark.x64
 def test_sigma_and_ddpm_constructors_round_trip_and_refuse_other_noise_scales():
     sigmas = [80.0, 20.0, 1.0, 0.002, 0.0]
     sched = S.Tabulated.from_sigmas(sigmas, noise_scale=1.0)

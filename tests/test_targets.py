@@ -25,6 +25,7 @@ INTERPOLANTS = {
 
 @pytest.mark.parametrize("name", sorted(INTERPOLANTS))
 @pytest.mark.parametrize("direction", [False, True])
+@pytest.mark.x64
 def test_gm_velocity_equals_autodiff_of_log_density(name, direction):
     """b from the closed-form posterior == b from jax.grad log rho_tau through Tweedie."""
     d = 6
@@ -57,6 +58,7 @@ def test_gm_end_point_velocity_is_finite():
 
 
 @pytest.mark.parametrize("d", [1, 2, 50])
+@pytest.mark.x64
 def test_gm_exact_samples_and_references(d):
     """Empirical features of exact samples match the exact finite-d references (5 sigma)."""
     gm = GaussianMixture(dim=d, p=0.8, sigma2=0.25)
@@ -88,6 +90,7 @@ def test_gm_invalid_inputs():
 
 
 # -- Curie–Weiss ------------------------------------------------------------------------------------
+@pytest.mark.x64
 def test_magnetization_solves_mean_field_equation():
     for theta in [1.2, 2.0, 5.0]:
         m = float(magnetization(theta))
@@ -130,6 +133,7 @@ def _series_and_direct(d, theta, h, **series):
 
 
 @pytest.mark.parametrize("theta, h", [(2.0, 0.5), (1.3, -1.0), (6.0, 0.0), (0.8, 0.3)])
+@pytest.mark.x64
 def test_cw_power_sum_expansion_matches_direct_rule(theta, h):
     """The power-sum posterior (two passes over x) against the node-by-node saddle rule (float64).
 
