@@ -261,7 +261,7 @@ def _eps_key(eps: float) -> str:
 @dataclass(frozen=True)
 class FloorFit:
     """Dilated VE + Euler at ``d``: ``sigma2_hat / sigma^2`` against ``N`` and the fit
-    ``a - b / N + c / N^2`` (``N >= FLOOR_MIN_STEPS``) beside the prediction ``(a, b)``."""
+    ``a - b / N + c / N^2 + e N`` (``N >= FLOOR_MIN_STEPS``) beside the prediction ``(a, b, e)``."""
 
     kappa: float
     sigma2: float
@@ -273,6 +273,9 @@ class FloorFit:
     c_fit: float
     a_pred: float
     b_pred: float
+    e_fit: float
+    e_pred: float
+    """The finite-``d`` term ``e N``: fitted and ``a sigma^2 / (kappa sqrt(d))``."""
 
 
 @dataclass(frozen=True)
@@ -362,25 +365,35 @@ def _references(rows, p):
 
 
 def _floor_fit(steps, ratio, kappa, sigma2, d) -> FloorFit:
+    """Least squares of ``a - b/N + c/N^2 + e N`` over ``N >= FLOOR_MIN_STEPS``: ``e N`` is the
+    finite-``d`` term (the last phase-1 step ends at ``S = kappa + sigma^2 N / (2 sqrt(d))``, so
+    ``e = a sigma^2 / (kappa sqrt(d))``), which the large-``N`` points of a long ladder feel."""
     steps = np.asarray(steps, float)
     keep = (steps >= FLOOR_MIN_STEPS) & np.isfinite(ratio)
-    x = 1 / steps[keep]
-    coef = np.linalg.lstsq(np.stack([np.ones_like(x), -x, x**2], 1), ratio[keep], rcond=None)[0]
+    x, n = 1 / steps[keep], steps[keep]
+    design = np.stack([np.ones_like(x), -x, x**2, n], 1)
+    coef = np.linalg.lstsq(design, ratio[keep], rcond=None)[0]
     a_pred, b_pred = floor_prediction(kappa, sigma2)
     return FloorFit(
-        kappa, sigma2, d, tuple(int(n) for n in steps), tuple(float(r) for r in ratio),
+        kappa, sigma2, d, tuple(int(v) for v in steps), tuple(float(r) for r in ratio),
         float(coef[0]), float(coef[1]), float(coef[2]), a_pred, b_pred,
+        float(coef[3]), a_pred * sigma2 / (kappa * math.sqrt(d)),
     )
 
 
 def _heun_fit(kappa, sigma2, d, steps, sigma2_hat) -> HeunGrowth:
+    """Exponents and ``C`` (exponents fixed at 1, -2: geometric mean of ``sigma2_hat N^2 / d``)
+    over the points with ``x >= 10 kappa`` (the asymptotic regime of the law)."""
     d, n, s = (np.asarray(v, float) for v in (d, steps, sigma2_hat))
-    design = np.stack([np.ones_like(d), np.log(d), np.log(n)], 1)
-    coef = np.linalg.lstsq(design, np.log(s), rcond=None)[0]
+    x = np.sqrt(d) * sigma2 / (n * (kappa**2 + sigma2))
+    k = x >= 10 * kappa
+    design = np.stack([np.ones_like(d), np.log(d), np.log(n)], 1)[k]
+    coef = np.linalg.lstsq(design, np.log(s[k]), rcond=None)[0]
     formula = heun_prediction(kappa, sigma2, d, n) * sigma2
     return HeunGrowth(
         kappa, sigma2, tuple(d.tolist()), tuple(int(v) for v in n), tuple(s.tolist()),
-        tuple(formula.tolist()), float(coef[1]), float(coef[2]), float(np.exp(coef[0])),
+        tuple(formula.tolist()), float(coef[1]), float(coef[2]),
+        float(np.exp(np.mean(np.log(s[k] * n[k] ** 2 / d[k])))),
         sigma2**3 / (kappa**2 + sigma2) ** 3, float(np.max(np.abs(s / formula - 1))),
     )
 
@@ -552,10 +565,10 @@ def tolerance_figures(study: ToleranceStudy, folder: str) -> tuple[str, ...]:
             left.plot(n, np.asarray(f.ratio), "o", ms=3, color=color,
                       label=rf"$\kappa$ = {f.kappa:g}, $\sigma^2$ = {f.sigma2:g}")
             nn = np.geomspace(n.min(), n.max(), 100)
-            left.plot(nn, f.a_pred - f.b_pred / nn, "-", lw=0.8, color=color)
+            left.plot(nn, f.a_pred - f.b_pred / nn + f.e_pred * nn, "-", lw=0.8, color=color)
             right.plot(f.a_pred, f.a_fit, "o", color=color)
         left.set(xscale="log", xlabel="N", ylabel=r"$\hat\sigma^2/\sigma^2$ at d = " + f"{study.floor[0].d:.0e}",
-                 title=r"dilated VE + Euler: data (dots), predicted $a - b/N$ (lines)")
+                 title=r"dilated VE + Euler: data (dots), predicted $a - b/N + eN$ (lines)")
         left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         lims = [min(f.a_pred for f in study.floor) - 0.02, 1.0]
         right.plot(lims, lims, "k:", lw=0.8, label="fitted = predicted")
@@ -621,19 +634,20 @@ def report_lines(study: ToleranceStudy) -> list[str]:
     if h is not None:
         lines.append(
             f"**Dilated VE + Heun has no limit at fixed N**: least squares over d = {min(h.d):.0e}..{max(h.d):.0e}, "
-            f"N = {min(h.steps)}..{max(h.steps)} gives sigma2_hat ~ d^{h.alpha:.3f} N^{h.beta:.3f} "
+            f"N = {min(h.steps)}..{max(h.steps)} (points with x >= 10 kappa) gives sigma2_hat ~ d^{h.alpha:.3f} N^{h.beta:.3f} "
             f"(predicted d^1 N^-2); with the exponents fixed, C = {h.C_fit:.3g} against "
             f"C = sigma^6/(kappa^2 + sigma2)^3 = {h.C_pred:.3g}; the finite-x law sigma2 (kappa + x)^2/(kappa^2 + sigma2), "
             f"x = sqrt(d) sigma2/(N (kappa^2 + sigma2)), is within {100 * h.max_formula_deviation:.1f}% of every point."
         )
         lines.append("")
     if study.floor:
-        lines += ["| kappa | sigma2 | a fitted | a = kappa²/(kappa²+sigma2) | b fitted | b predicted | c fitted |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| kappa | sigma2 | a fitted | a = kappa²/(kappa²+sigma2) | b fitted | b predicted | c fitted | e fitted | e predicted |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for f in study.floor:
             lines.append(f"| {f.kappa:g} | {f.sigma2:g} | {f.a_fit:.4f} | {f.a_pred:.4f} | {f.b_fit:.2f} | "
-                         f"{f.b_pred:.2f} | {f.c_fit:.1f} |")
-        lines += ["", f"Fit of a - b/N + c/N² over N >= {FLOOR_MIN_STEPS} on the ladder at d = {study.floor[0].d:.0e}.", ""]
+                         f"{f.b_pred:.2f} | {f.c_fit:.1f} | {f.e_fit:.2e} | {f.e_pred:.2e} |")
+        lines += ["", f"Fit of a - b/N + c/N² + e N over N >= {FLOOR_MIN_STEPS} on the ladder at d = {study.floor[0].d:.0e} "
+                  "(e N: the finite-d term, e = a sigma2/(kappa sqrt(d))).", ""]
     lines += [
         f"**N(eps)**: smallest N of the ladder ({min(study.steps)}..{max(study.steps)}, ratio sqrt 2) from which on "
         f"|p_hat - p| <= eps and |sigma2_hat/sigma2 - 1| <= {study.s2_ratio:g} eps (eps = 0.01: the study's "
