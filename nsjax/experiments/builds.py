@@ -37,6 +37,7 @@ __all__ = [
     "kappa_check_grid",
     "reduced_paper_build",
     "reduced_standard_build",
+    "reduced_paper_trig_build",
     "ParticleBuild",
     "target",
     "reduced_gm",
@@ -133,6 +134,13 @@ def _paper_schedule(point):
 def reduced_paper_build(point):
     """Exact GM reduction at traced ``(p, sigma2, d)``; paper schedule at ``(schedule, d, kappa)``."""
     return (_reduced_gm(point), *_paper_schedule(point))
+
+
+def reduced_paper_trig_build(point):
+    """:func:`reduced_paper_build` on the trig interpolant ``alpha = sqrt(1 - tau^2)`` (dilated VE:
+    its trig variant, docs/theory.md §4)."""
+    schedule = select(PAPER_SCHEDULES, point["schedule"], point["d"], kappa=point["kappa"], form="trig")
+    return (_reduced_gm(point), *schedule)
 
 
 def reduced_standard_build(point):

@@ -85,6 +85,21 @@ class Config:
     solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
     solver_study_quantiles: int = 1024
     solver_study_max_steps: int = 512
+    tolerance: bool = True
+    """The tolerance study (:mod:`nsjax.experiments.tolerance`); the fields below size it."""
+    tolerance_solvers: tuple[str, ...] = ("euler", "heun")
+    tolerance_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
+    """``d`` of the ``N(eps)`` curves."""
+    tolerance_vs_d_dims: tuple[float, ...] = (1e3, 1e6, 1e9, 1e12)
+    """``d`` of the error at fixed ``N`` (``tolerance_fixed_steps``)."""
+    tolerance_fixed_steps: int = 64
+    tolerance_max_steps: int = 1024
+    floor_kappas: tuple[float, ...] = (2.0, 3.0, 6.0, 10.0)
+    floor_sigma2s: tuple[float, ...] = (0.25, 1.0, 2.0)
+    floor_dim: float = 1e12
+    heun_growth_dims: tuple[float, ...] = (1e10, 1e11, 1e12)
+    trig_solvers: tuple[str, ...] = ("heun",)
+    trig_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
 
     def __post_init__(self):
         for f in fields(self):
@@ -135,6 +150,9 @@ def _check(cfg: Config) -> None:
     need(len(cfg.solvers) >= 1, "solvers", "a non-empty sequence of solver names")
     need(cfg.rtol > 0 and cfg.atol > 0, "rtol", "> 0 (and atol > 0)")
     need(all(n >= 1 for _, n in cfg.particles), "particles", "counts >= 1")
+    need(cfg.tolerance_max_steps >= 64, "tolerance_max_steps", "an integer >= 64")
+    need(cfg.tolerance_fixed_steps >= 2, "tolerance_fixed_steps", "an integer >= 2")
+    need(cfg.floor_dim >= 1e6, "floor_dim", ">= 1e6 (the d -> inf floor)")
     need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
 
 
@@ -160,6 +178,13 @@ def config_for(mode: str) -> Config:
             fig2_realizations=30,
             loop_runs=1,
             solver_study_solvers=(),
+            tolerance_solvers=("euler",),
+            tolerance_dims=(1e3, 1e6),
+            tolerance_vs_d_dims=(1e3, 1e6, 1e12),
+            tolerance_max_steps=256,
+            floor_kappas=(3.0,),
+            floor_sigma2s=(0.25,),
+            trig_solvers=(),
         )
     if mode == "full":
         return Config(
@@ -181,5 +206,11 @@ def config_for(mode: str) -> Config:
             solver_study_standard=True,
             solver_study_quantiles=1024,
             solver_study_max_steps=1024,
+            tolerance_solvers=("euler", "heun", "dpmpp-2m"),
+            tolerance_vs_d_dims=tuple(10.0**k for k in range(3, 13)),
+            tolerance_max_steps=65536,
+            heun_growth_dims=(1e9, 1e10, 1e11, 1e12),
+            trig_solvers=("euler", "heun"),
+            trig_dims=tuple(10.0**k for k in range(3, 10)),
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -262,6 +262,15 @@ def _solver_study(res: Results) -> list[str]:
     return lines + [""]
 
 
+def _tolerance(res: Results) -> list[str]:
+    """The tolerance study's section (:func:`nsjax.experiments.tolerance.report_lines`)."""
+    if getattr(res, "tolerance", None) is None:
+        return []
+    from .tolerance import report_lines
+
+    return report_lines(res.tolerance)
+
+
 def render(res: Results) -> str:
     """The report: method, dichotomy, steps versus ``d``, particles, feature tables, adaptive
     solvers, Figures 1-2, sweep versus loop, runtime."""
@@ -273,6 +282,7 @@ def render(res: Results) -> str:
         _feature_tables,
         _adaptive,
         _solver_study,
+        _tolerance,
         _paper_figures,
         _closing,
     )

@@ -47,6 +47,8 @@ class Results:
     """Wall seconds per part (``<part>_s``) and in all (``total_s``)."""
     solvers: SolverStudy | None = None
     """The schedule x solver study (``None``: off)."""
+    tolerance: Any = None
+    """The tolerance study (:class:`nsjax.experiments.tolerance.ToleranceStudy`; ``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -151,6 +153,8 @@ class Results:
             }
         if self.solvers is not None:
             out["solver_study"] = self.solvers.to_json()
+        if self.tolerance is not None:
+            out["tolerance_study"] = self.tolerance.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

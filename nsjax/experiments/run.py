@@ -73,8 +73,17 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     solvers = None
     if cfg.solver_study_solvers:
         solvers = timed("solver_study", studies.solver_study, cfg, progress)
+    tolerance = None
+    if cfg.tolerance:
+        from .tolerance import tolerance_study
+
+        tolerance = timed("tolerance", tolerance_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
+    if tolerance is not None:
+        from .tolerance import tolerance_figures
+
+        paths += tolerance_figures(tolerance, folder)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -93,6 +102,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         figures=tuple(os.path.basename(p) for p in paths),
         runtime=MappingProxyType(runtime),
         solvers=solvers,
+        tolerance=tolerance,
     )
     document = results.to_json()
     validate(document)

@@ -148,6 +148,46 @@ FEATURE_ROW = Record(
     },
     extra=Opt(NUM),  # sigma2_* (GM), m_abs_*, spread_* and spin_error_* (CW)
 )
+_SERIES = Map(Map(List(Opt(NUM)), DIM))
+TOLERANCE_STUDY = Record(
+    {
+        "p": NUM,
+        "sigma2": NUM,
+        "kappa": NUM,
+        "eps": List(NUM, min_length=1),
+        "s2_ratio": NUM,
+        "steps": List(INT, min_length=1),
+        "dims": List(NUM),
+        "vs_d_dims": List(NUM),
+        "fixed_steps": INT,
+        "p_error": _SERIES,
+        "sigma2_error": _SERIES,
+        "steps_to_eps": Map(Map(Map(Opt(INT)), DIM)),
+        "floor": List(
+            Record(
+                {"kappa": NUM, "sigma2": NUM, "d": NUM, "steps": List(INT), "ratio": List(Opt(NUM))},
+                extra=Opt(NUM),  # a_fit, b_fit, c_fit, a_pred, b_pred
+            )
+        ),
+        "heun": Opt(
+            Record(
+                {
+                    "kappa": NUM,
+                    "sigma2": NUM,
+                    "d": List(NUM),
+                    "steps": List(INT),
+                    "sigma2_hat": List(Opt(NUM)),
+                    "formula": List(Opt(NUM)),
+                },
+                extra=Opt(NUM),  # alpha, beta, C_fit, C_pred, max_formula_deviation
+            )
+        ),
+        "trig_steps": Map(Map(Opt(INT), DIM)),
+        "trig_dims": List(NUM),
+        "seconds": Map(NUM),
+    }
+)
+"""The ``tolerance_study`` entry (:class:`nsjax.experiments.tolerance.ToleranceStudy`)."""
 CONFIG = Record(
     {
         "mode": STR,
@@ -185,6 +225,18 @@ CONFIG = Record(
         "solver_study_dims": List(NUM),
         "solver_study_quantiles": INT,
         "solver_study_max_steps": INT,
+        "tolerance": BOOL,
+        "tolerance_solvers": List(STR),
+        "tolerance_dims": List(NUM),
+        "tolerance_vs_d_dims": List(NUM),
+        "tolerance_fixed_steps": INT,
+        "tolerance_max_steps": INT,
+        "floor_kappas": List(NUM),
+        "floor_sigma2s": List(NUM),
+        "floor_dim": NUM,
+        "heun_growth_dims": List(NUM),
+        "trig_solvers": List(STR),
+        "trig_dims": List(NUM),
     },
 )
 RESULTS = Record(
@@ -294,6 +346,7 @@ RESULTS = Record(
         ),
     },
     optional={
+        "tolerance_study": TOLERANCE_STUDY,
         "solver_study": Record(
             {
                 "dims": List(NUM, min_length=1),
