@@ -85,6 +85,11 @@ class Config:
     solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
     solver_study_quantiles: int = 1024
     solver_study_max_steps: int = 512
+    split: bool = True
+    """The standard schedules split into allocation and start point (``standard_split``)."""
+    split_dims: tuple[float, ...] = (1e3, 1e5, 1e7, 1e9)
+    split_quantiles: int = 256
+    """Stratified particles of the split (``p_hat`` quadrature error <= 1/(2n) = 2e-3 < P_TOL)."""
 
     def __post_init__(self):
         for f in fields(self):
@@ -135,6 +140,9 @@ def _check(cfg: Config) -> None:
     need(len(cfg.solvers) >= 1, "solvers", "a non-empty sequence of solver names")
     need(cfg.rtol > 0 and cfg.atol > 0, "rtol", "> 0 (and atol > 0)")
     need(all(n >= 1 for _, n in cfg.particles), "particles", "counts >= 1")
+    need(len(cfg.split_dims) >= 1 and all(d >= 1 for d in cfg.split_dims), "split_dims",
+         "a non-empty sequence of d >= 1")
+    need(cfg.split_quantiles >= 2, "split_quantiles", "an integer >= 2")
     need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
 
 
@@ -160,6 +168,7 @@ def config_for(mode: str) -> Config:
             fig2_realizations=30,
             loop_runs=1,
             solver_study_solvers=(),
+            split=False,
         )
     if mode == "full":
         return Config(
@@ -181,5 +190,7 @@ def config_for(mode: str) -> Config:
             solver_study_standard=True,
             solver_study_quantiles=1024,
             solver_study_max_steps=1024,
+            split_dims=tuple(10.0**k for k in range(3, 13)),
+            split_quantiles=1024,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

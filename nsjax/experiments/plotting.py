@@ -193,3 +193,50 @@ def adaptive_figure(nfe: Mapping[str, Mapping[str, float]], path: str, title: st
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, path)
+
+
+_VARIANT_STYLE = {"shipped": ("tab:red", "o"), "marginal": ("tab:green", "s"), "rescaled": ("tab:blue", "^")}
+
+
+def split_figure(
+    steps: Mapping[str, Mapping[str, int | None]],
+    families: Sequence[str],
+    variants: Sequence[str],
+    max_steps: int,
+    path: str,
+) -> None:
+    """Steps to tolerance against ``d`` of each standard schedule three ways (one panel per
+    family; solid Heun, dashed Euler); "not reached up to N_max" drawn as open markers at
+    ``2 N_max`` above a dotted line at ``N_max``."""
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 4.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, family in zip(axes, families, strict=True):
+        for key, table in steps.items():
+            name, solver = key.split("/")
+            variant = name[len(family) + 1:] if name.startswith(family + "-") else None
+            if variant not in variants:
+                continue
+            color, marker = _VARIANT_STYLE.get(variant, ("k", "o"))
+            d = np.array([float(k) for k in table])
+            n = np.array([2.0 * max_steps if v is None else float(v) for v in table.values()])
+            ls = "-" if solver == "heun" else "--"
+            ax.plot(d, n, ls=ls, color=color, lw=1, alpha=0.8, label=f"{variant}/{solver}")
+            hit = np.array([v is not None for v in table.values()])
+            ax.scatter(d[hit], n[hit], marker=marker, color=color, s=22, zorder=3)
+            ax.scatter(d[~hit], n[~hit], marker=marker, facecolors="none", edgecolors=color, s=40, zorder=3)
+        ax.axhline(max_steps, color="k", ls=":", lw=1)
+        ax.text(0.02, 0.97, f"open markers at 2·N_max: not reached "
+                f"up to N_max = {max_steps}", transform=ax.transAxes, fontsize=6.5, va="top")
+        ax.set_xscale("log")
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("dimension d")
+        ax.set_title(family)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("smallest N with |p̂-p| ≤ 0.01 and |σ̂²/σ²-1| ≤ 0.02")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=7, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Standard schedules: shipped (pure-noise start), exact marginal start, rescaled "
+                 "(zero terminal SNR / σ_max = 100√d)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -47,6 +47,8 @@ class Results:
     """Wall seconds per part (``<part>_s``) and in all (``total_s``)."""
     solvers: SolverStudy | None = None
     """The schedule x solver study (``None``: off)."""
+    split: Any = None
+    """The standard schedules split (:class:`.standard_split.StandardSplitStudy`; ``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -151,6 +153,8 @@ class Results:
             }
         if self.solvers is not None:
             out["solver_study"] = self.solvers.to_json()
+        if self.split is not None:
+            out["standard_split"] = self.split.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

@@ -70,11 +70,18 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     fig2 = timed("figure2", figures.figure2, cfg, folder, progress)
     if cfg.loop_runs:
         loop = timed("loop", studies.loop_comparison, cfg, paper, progress)
+    split = None
+    if cfg.split:
+        from . import standard_split
+
+        split = timed("standard_split", standard_split.standard_split_study, cfg, progress)
     solvers = None
     if cfg.solver_study_solvers:
         solvers = timed("solver_study", studies.solver_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
+    if split is not None:
+        paths += (standard_split.figure(split, folder),)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -93,6 +100,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         figures=tuple(os.path.basename(p) for p in paths),
         runtime=MappingProxyType(runtime),
         solvers=solvers,
+        split=split,
     )
     document = results.to_json()
     validate(document)

@@ -185,6 +185,9 @@ CONFIG = Record(
         "solver_study_dims": List(NUM),
         "solver_study_quantiles": INT,
         "solver_study_max_steps": INT,
+        "split": BOOL,
+        "split_dims": List(NUM),
+        "split_quantiles": INT,
     },
 )
 RESULTS = Record(
@@ -294,6 +297,19 @@ RESULTS = Record(
         ),
     },
     optional={
+        "standard_split": Record(
+            {
+                "dims": List(NUM, min_length=1),
+                "max_steps": INT,
+                "solvers": List(STR, min_length=1),
+                "steps_to_tolerance": STEPS,
+                "slope": SLOPES,
+                "final_errors": Map(Map(List(Opt(NUM), length=2), DIM), RUN),
+                "signal_to_noise": Map(Map(NUM, DIM)),
+                "attribution": Map(STR, RUN),
+                "timings": Map(TIMING),
+            }
+        ),
         "solver_study": Record(
             {
                 "dims": List(NUM, min_length=1),
