@@ -527,7 +527,8 @@ class ZeroSNR(AbstractProcessSchedule):
         a0 = jnp.exp(log_start / 2)
         span = a0 - jnp.exp(log_end / 2)  # a_0 - a_T > 0
         a = jnp.exp(log_abar / 2)
-        a_new = a0 * (a - jnp.exp(log_end / 2)) / span
+        # clipped at 0: in float32 the process time at t = 0 may round just past s_max
+        a_new = jnp.maximum(a0 * (a - jnp.exp(log_end / 2)) / span, 0.0)
         # a_0 - a = -a_0 expm1((log abar - log abar_0) / 2) >= 0
         gap = -a0 * jnp.expm1((log_abar - log_start) / 2)
         one_minus = -jnp.expm1(log_start / 2) + a0 * gap / span
