@@ -62,6 +62,7 @@ def schedules_figure(
         label=rf"$\kappa/\sqrt{{d}}$ = {kappa / math.sqrt(dim):.3g}",
     )
     left.set_yscale("log")
+    left.set_ylim(kappa / math.sqrt(dim) / 20, 1.5)  # tau -> 0 at t = 0 is off the axis, not plunged
     left.set_xlabel("sampler time t")
     left.set_ylabel(r"interpolant time $\tau(t)$ (VP, c = 1)")
     left.set_title(rf"VP schedules, d = {dim:,} (speciation at $\tau\sqrt{{d}}$ = O(1))")
@@ -73,6 +74,7 @@ def schedules_figure(
         right.plot(t[positive], noise[positive], label=label, color=COLORS.get(name))
     right.axhline(1.0, color="k", ls=":", lw=1, label="noise per coordinate = 1")
     right.set_yscale("log")
+    right.set_ylim(1e-3, 2 * math.sqrt(dim))
     right.set_xlabel("sampler time t")
     right.set_ylabel(r"VE noise magnitude $\sqrt{d}\,(1-\tau)$")
     right.set_title(f"VE schedules, d = {dim:,}")
