@@ -16,7 +16,7 @@ Measured on the exact GM reduction with the criterion and ladder of
 :func:`nsjax.experiments.studies.reduction_study` (``N = 2^k`` up to ``cfg.max_steps_standard``).
 A failure is attributed to the **start point** when ``shipped`` misses the tolerance where
 ``marginal`` meets it, and to the **allocation** when ``marginal`` or ``rescaled`` misses it
-(or needs ``N`` growing with ``d``).
+(or needs ``N`` growing with ``d``: a fitted slope above 0.25 or ``max N >= 4 min N``).
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def attribution(steps: Mapping[str, Mapping[str, int | None]], slope: Mapping[st
     alloc = any(v is None for v in marginal.values()) or any(v is None for v in rescaled.values())
     for variant in ("marginal", "rescaled"):
         s = slope.get(f"{family}-{variant}/{solver}")
-        alloc = alloc or (s is not None and s > _GROWING)
+        found = [v for v in table(variant).values() if v is not None]
+        grows = bool(found) and max(found) >= 4 * min(found)  # two doublings or more across d
+        alloc = alloc or grows or (s is not None and s > _GROWING)
     return {(True, True): "both", (True, False): "start", (False, True): "allocation"}.get(
         (start, alloc), "none"
     )
