@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_dim, check_dtype, check_positive
+from .start import with_start
 from ._types import PRNGKeyArray
 from .compilation import jit
 from .diagnostics import memory_report
@@ -142,6 +143,7 @@ def sample(
     on_nonfinite: Literal["raise", "warn", "ignore"] = "raise",
     sharding: Literal["particles", "dim"] | None = None,
     devices: Sequence[Any] | None = None,
+    start: Literal["noise", "marginal"] = "noise",
 ) -> SampleResult:
     """Push ``num_particles`` noise samples through the probability-flow ODE (:func:`nsjax.solve`).
 
@@ -169,11 +171,13 @@ def sample(
             results equal one device's) or ``"dim"`` (each particle split across ``devices``,
             reductions become cross-device sums: equal to rounding); :mod:`nsjax.sharding`.
         devices: devices to shard over (default ``jax.devices()``, all hosts).
+        start: ``"noise"`` (default: pure noise at ``tau(0)``, the signal ``beta(tau(0)) x1``
+            dropped) or ``"marginal"`` (the exact law at ``tau(0)``; :mod:`nsjax.start`).
 
     Returns:
         :class:`SampleResult`; :func:`nsjax.features.estimate` turns its statistics into features.
     """
-    system = as_system(target)
+    system = with_start(target, interpolant, schedule, start)
     num_particles = check_dim("num_particles", num_particles)
     dtype = check_dtype(dtype)
     if steps is None:

@@ -43,6 +43,7 @@ __all__ = [
     "Cosine",
     "VESDE",
     "EDM",
+    "ZeroSNR",
     "Tabulated",
     "tau_to_sigma",
     "tau_to_ddpm_timestep",
@@ -494,6 +495,66 @@ class EDM(AbstractProcessSchedule):
         lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
         sigma = (hi + t * (lo - hi)) ** self.rho
         return jnp.ones_like(sigma), sigma
+
+
+class ZeroSNR(AbstractProcessSchedule):
+    """A VP schedule rescaled to zero terminal SNR (Lin et al. 2023, "Common diffusion noise
+    schedules and sample steps are flawed", Algorithm 1), docs/theory.md §5.
+
+    With ``a(s) = sqrt(abar(s))`` of ``base`` (:class:`DDPM` or :class:`VPSDE`), ``a_T`` its value
+    at the first sampler time (``s_max``) and ``a_0`` at the last (``s_min``)::
+
+        a'(s) = a_0 (a(s) - a_T) / (a_0 - a_T),    sigma'(s) = sqrt(1 - a'(s)^2)
+
+    so ``abar'(s_max) = 0`` exactly (``tau_min = 0``: pure noise is the exact start) and
+    ``abar'(s_min) = abar(s_min)`` (``tau_max`` unchanged). ``1 - a'`` is computed as
+    ``(1 - a_0) + a_0 (a_0 - a) / (a_0 - a_T)`` (no cancellation near the data end).
+    """
+
+    base: AbstractProcessSchedule
+    noise_scale: float
+
+    def __init__(self, base: "DDPM | VPSDE"):
+        if not isinstance(base, (DDPM, VPSDE)):
+            raise ValueError(f"base must be a DDPM or VPSDE schedule, got {type(base).__name__}")
+        self.base = base
+        self.noise_scale = base.noise_scale
+
+    @property
+    def s_min(self):
+        return self.base.s_min
+
+    @property
+    def s_max(self):
+        return self.base.s_max
+
+    def process_time(self, t):
+        return self.base.process_time(t)
+
+    def log_alpha_bar_ends(self):
+        """``(log abar(s_max), log abar(s_min))`` of ``base``."""
+        return self.base.log_alpha_bar(self.s_max), self.base.log_alpha_bar(self.s_min)
+
+    def alpha_bar(self, s: T) -> T:
+        """``abar'(s) = a'(s)^2`` at process time ``s``."""
+        return self._signal(self.base.log_alpha_bar(s))[0] ** 2
+
+    def _signal(self, log_abar):
+        """``(a', 1 - a')`` from ``log abar`` of the base schedule."""
+        log_end, log_start = self.log_alpha_bar_ends()
+        a0 = jnp.exp(log_start / 2)
+        span = a0 - jnp.exp(log_end / 2)  # a_0 - a_T > 0
+        a = jnp.exp(log_abar / 2)
+        # clipped at 0: in float32 the process time at t = 0 may round just past s_max
+        a_new = jnp.maximum(a0 * (a - jnp.exp(log_end / 2)) / span, 0.0)
+        # a_0 - a = -a_0 expm1((log abar - log abar_0) / 2) >= 0
+        gap = -a0 * jnp.expm1((log_abar - log_start) / 2)
+        one_minus = -jnp.expm1(log_start / 2) + a0 * gap / span
+        return a_new, one_minus
+
+    def signal_noise(self, t):
+        a_new, one_minus = self._signal(self.base.log_alpha_bar(self.process_time(t)))
+        return a_new, jnp.sqrt(one_minus * (1 + a_new))
 
 
 def _host_knots(name: str, values) -> "np.ndarray":

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..interpolants import make_interpolant
 from ..reduction import ReducedGM
-from ..registry import PAPER_SCHEDULES, preset, select
+from ..registry import PAPER_SCHEDULES, make_schedule, preset, select
+from ..schedules import Selected, ZeroSNR
+from ..start import MarginalStart, start_signal
 from ..solvers import make_solver
 from ..sweeps import QuantileReducedGM, normal_quantiles, sweep
 from ..targets import CurieWeiss, GaussianMixture
@@ -38,6 +42,10 @@ __all__ = [
     "reduced_paper_build",
     "reduced_standard_build",
     "reduced_paper_trig_build",
+    "SPLIT",
+    "SPLIT_SIGMA_FACTOR",
+    "split_grid",
+    "reduced_split_build",
     "ParticleBuild",
     "target",
     "reduced_gm",
@@ -147,6 +155,67 @@ def reduced_standard_build(point):
     """Exact GM reduction; standard preset ``k`` of :data:`STANDARD_PRESETS` at ``(d, sigma_max)``."""
     standard = select(STANDARD_PRESETS, point["k"], point["d"], sigma_max=point["sigma_max"])
     return (_reduced_gm(point), *standard)
+
+
+# -- standard schedules split into allocation and start point (issue 12, item 4) ---
+SPLIT_SIGMA_FACTOR = 100.0
+"""``sigma_max = SPLIT_SIGMA_FACTOR sqrt(d)`` for the rescaled VE-SDE / EDM runs. Dropping the start
+signal shifts the start law along ``r`` by ``sqrt(d)/sigma_max`` standard deviations, which moves
+``p_hat`` by ``|2p - 1| phi(Phi^{-1}(p)) sqrt(d)/sigma_max`` to first order (0.17/100 = 1.7e-3 at
+p = 0.8, a sixth of ``P_TOL``), and the per-mode variance by ``sigma^2/sigma_max^2`` relative."""
+SPLIT_KINDS = ("ddpm", "vpsde", "ddpm-zero-snr", "vpsde-zero-snr", "vesde", "edm")
+# family, variant, schedule kind, sigma_max (None: unused / published; "wide": 100 sqrt(d)), start
+SPLIT = (
+    ("ddpm", "shipped", "ddpm", None, "noise"),
+    ("ddpm", "marginal", "ddpm", None, "marginal"),
+    ("ddpm", "rescaled", "ddpm-zero-snr", None, "noise"),
+    ("vpsde", "shipped", "vpsde", None, "noise"),
+    ("vpsde", "marginal", "vpsde", None, "marginal"),
+    ("vpsde", "rescaled", "vpsde-zero-snr", None, "noise"),
+    ("vesde", "shipped", "vesde", 348.0, "noise"),
+    ("vesde", "marginal", "vesde", 348.0, "marginal"),
+    ("vesde", "rescaled", "vesde", "wide", "noise"),
+    ("edm", "shipped", "edm", 80.0, "noise"),
+    ("edm", "marginal", "edm", 80.0, "marginal"),
+    ("edm", "rescaled", "edm", "wide", "noise"),
+)
+"""The 12 runs of the split: as shipped (start from pure noise), start from the exact marginal at
+``tau_min``, and rescaled (VP: zero terminal SNR, :class:`~nsjax.schedules.ZeroSNR`; VE:
+``sigma_max = SPLIT_SIGMA_FACTOR sqrt(d)``). Row names ``"<family>-<variant>"``."""
+
+
+def split_grid(dims: Sequence[float], cfg: Config) -> Grid:
+    """Every run of :data:`SPLIT` at every ``d`` (GM of ``cfg``)."""
+    rows, cols = [], {k: [] for k in ("d", "k", "sigma_max", "marginal")}
+    for family, variant, kind, smax, start in SPLIT:
+        for d in dims:
+            rows.append((f"{family}-{variant}", d))
+            cols["d"].append(d)
+            cols["k"].append(SPLIT_KINDS.index(kind))
+            cols["sigma_max"].append(
+                SPLIT_SIGMA_FACTOR * math.sqrt(d) if smax == "wide" else (smax or 1.0)
+            )
+            cols["marginal"].append(1.0 if start == "marginal" else 0.0)
+    return _with_target(rows, {k: np.array(v, float) for k, v in cols.items()}, cfg)
+
+
+def reduced_split_build(point):
+    """Exact GM reduction started as ``point["marginal"]`` says (1: exact marginal at
+    ``tau_min``, 0: pure noise) under split schedule ``SPLIT_KINDS[k]`` at ``(d, sigma_max)``."""
+    d, index = point["d"], jnp.asarray(point["k"]).astype(jnp.int32)
+    c = jnp.where(index < 4, 1.0, d**0.5)  # VP kinds first: c = 1; VE: c = sqrt(d)
+    built = [
+        make_schedule("ddpm", d, noise_scale=c),
+        make_schedule("vpsde", d, noise_scale=c),
+        ZeroSNR(make_schedule("ddpm", d, noise_scale=c)),
+        ZeroSNR(make_schedule("vpsde", d, noise_scale=c)),
+        make_schedule("vesde", d, noise_scale=c, sigma_max=point["sigma_max"]),
+        make_schedule("edm", d, noise_scale=c, sigma_max=point["sigma_max"]),
+    ]
+    schedule = Selected(tuple(built), index)
+    interpolant = make_interpolant("linear", c)
+    system = MarginalStart(_reduced_gm(point), point["marginal"] * start_signal(interpolant, schedule))
+    return system, interpolant, schedule
 
 
 def _target_key(target: AbstractTarget) -> Hashable:

@@ -100,6 +100,11 @@ class Config:
     heun_growth_dims: tuple[float, ...] = (1e10, 1e11, 1e12)
     trig_solvers: tuple[str, ...] = ("heun",)
     trig_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
+    split: bool = True
+    """The standard schedules split into allocation and start point (``standard_split``)."""
+    split_dims: tuple[float, ...] = (1e3, 1e5, 1e7, 1e9)
+    split_quantiles: int = 256
+    """Stratified particles of the split (``p_hat`` quadrature error <= 1/(2n) = 2e-3 < P_TOL)."""
 
     def __post_init__(self):
         for f in fields(self):
@@ -153,6 +158,9 @@ def _check(cfg: Config) -> None:
     need(cfg.tolerance_max_steps >= 64, "tolerance_max_steps", "an integer >= 64")
     need(cfg.tolerance_fixed_steps >= 2, "tolerance_fixed_steps", "an integer >= 2")
     need(cfg.floor_dim >= 1e6, "floor_dim", ">= 1e6 (the d -> inf floor)")
+    need(len(cfg.split_dims) >= 1 and all(d >= 1 for d in cfg.split_dims), "split_dims",
+         "a non-empty sequence of d >= 1")
+    need(cfg.split_quantiles >= 2, "split_quantiles", "an integer >= 2")
     need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
 
 
@@ -185,6 +193,7 @@ def config_for(mode: str) -> Config:
             floor_kappas=(3.0,),
             floor_sigma2s=(0.25,),
             trig_solvers=(),
+            split=False,
         )
     if mode == "full":
         return Config(
@@ -212,5 +221,7 @@ def config_for(mode: str) -> Config:
             heun_growth_dims=(1e9, 1e10, 1e11, 1e12),
             trig_solvers=("euler", "heun"),
             trig_dims=tuple(10.0**k for k in range(3, 10)),
+            split_dims=tuple(10.0**k for k in range(3, 13)),
+            split_quantiles=1024,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

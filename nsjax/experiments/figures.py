@@ -19,7 +19,7 @@ import numpy as np
 from ..ensemble import sample
 from . import builds, plotting
 from .config import PAPER, Config
-from .studies import AdaptiveStudy, ParticleStudy, Progress, ReductionStudy, silent
+from .studies import AdaptiveStudy, ParticleStudy, Progress, ReductionStudy, dim_key, silent
 
 __all__ = ["Figure1", "PathSummary", "Figure2", "figure1", "figure2", "result_figures"]
 
@@ -60,11 +60,11 @@ def figure1(cfg: Config, folder: str) -> Figure1:
     for name in ("vp-dilated", "ddpm", "vpsde", "cosine", "vp"):
         _, schedule = builds.named_schedule(name, d, cfg.kappa)
         tau, _ = schedule(jnp.asarray(t))
-        curves["vp"][name] = (t, np.maximum(np.asarray(tau), 1e-7))
+        curves["vp"][name] = (t, np.asarray(tau))
     for name in ("ve-dilated", "vesde", "edm", "ve"):
         _, schedule = builds.named_schedule(name, d, cfg.kappa)
         _, tau_c = schedule(jnp.asarray(t))
-        curves["ve"][name] = (t, np.maximum(math.sqrt(d) * np.asarray(tau_c), 1e-7))
+        curves["ve"][name] = (t, math.sqrt(d) * np.asarray(tau_c))
     path = os.path.join(folder, "fig1_schedules.png")
     plotting.schedules_figure(curves, d, cfg.kappa, path)
     # where each VP schedule spends its steps: fraction of t with tau sqrt(d) <= 3 kappa
@@ -95,6 +95,7 @@ def figure2(cfg: Config, folder: str, progress: Progress = silent) -> Figure2:
             dtype=jnp.float32,
         )
         overlap = result.path["overlap"]
+        exact, lines = _final_law(cfg, name, d)
         title = f"{label} (d = {d:.0e}, dilated VE, κ = {cfg.kappa:g}, dt = 0.01" + (
             f", σ² = {cfg.sigma2:g}, p = {cfg.p:g})"
             if label == "GM"
@@ -107,6 +108,8 @@ def figure2(cfg: Config, folder: str, progress: Progress = silent) -> Figure2:
                 "overlap": overlap,
                 "coords": result.path["coords"][0],
                 "t_min_coords": 0.5,
+                "modes": exact,
+                "lines": lines,
             }
         )
         final = overlap[:, -1]
@@ -122,6 +125,41 @@ def figure2(cfg: Config, folder: str, progress: Progress = silent) -> Figure2:
     path = os.path.join(folder, "fig2_paths.png")
     plotting.paths_figure(panels, path)
     return Figure2(path=path, panels=MappingProxyType(summaries))
+
+
+def _final_law(cfg: Config, name: str, d: int):
+    """The exact per-mode law of ``M = r.x1/d`` and the dashed lines of the paper's Figure 2.
+
+    Returns ``(modes, lines)``: ``modes[sign] = (weight, mean, sd, z, density)`` with the mode's
+    exact law standardised (``z = (M - mean)/sd``); ``lines = ((value, label or None), ...)``.
+    GM: ``N(±1, sigma^2/d)``, weights ``p``, ``1 - p``, lines ``M = ±1`` (mode centres). CW: the
+    exact law of ``S = d M`` (:func:`nsjax.targets.curie_weiss.magnetization_law`) split at
+    ``M = 0`` (a lattice of spacing ``2/d``: density ``P(S = k) d sd / 2``), lines ``M = ±1``
+    (the paper's) and the mean-field centres ``±m``."""
+    modes = {}
+    if name == "gm":
+        sd = math.sqrt(cfg.sigma2 / d)
+        z = np.linspace(-4, 4, 401)
+        dens = np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
+        for sign, w in ((1, cfg.p), (-1, 1 - cfg.p)):
+            modes[sign] = (w, float(sign), sd, z, dens)
+        return modes, ((1.0, "mode centres M = ±1"), (-1.0, None))
+    from ..targets.curie_weiss import magnetization_law
+
+    k, prob = magnetization_law(d, cfg.theta, cfg.h)
+    m = k / d
+    for sign in (1, -1):
+        side = (m * sign) > 0
+        w = float(prob[side].sum())
+        q = prob[side] / w
+        mean = float((q * m[side]).sum())
+        sd = float(np.sqrt((q * (m[side] - mean) ** 2).sum()))
+        zz = (m[side] - mean) / sd
+        keep = np.abs(zz) <= 4
+        modes[sign] = (w, mean, sd, zz[keep], q[keep] * d * sd / 2)
+    m_star = float(builds.target(cfg, "cw", min(d, 1000)).m)
+    return modes, ((1.0, "M = ±1 (paper)"), (-1.0, None), (m_star, f"±m = ±{m_star:.3f} (mean field)"),
+                   (-m_star, None))
 
 
 def result_figures(
@@ -140,6 +178,7 @@ def result_figures(
         paper.slope,
         path,
         f"Steps to tolerance, exact GM reduction (p = {cfg.p}, σ² = {cfg.sigma2}, κ = {cfg.kappa})",
+        max_steps=paper.max_steps,
     )
     paths.append(path)
     if standard is not None:
@@ -149,6 +188,7 @@ def result_figures(
             standard.slope,
             path,
             "Standard schedules (SNR-matched), exact GM reduction",
+            max_steps=standard.max_steps,
         )
         paths.append(path)
     path = os.path.join(folder, "fig4_feature_error.png")
@@ -160,13 +200,18 @@ def result_figures(
         rows = [r.to_json() for r in cw.rows]
         path = os.path.join(folder, "fig4b_feature_error_cw.png")
         plotting.error_figure(
-            rows, max(r["d"] for r in rows), path, ("p", "m_abs", "spread"), "CW (particles)"
+            rows, max(r["d"] for r in rows), path, ("p", "m_abs", "spread"),
+            f"CW (particles, ±1 stderr; {cfg.particles_at(int(max(r['d'] for r in rows)))} per run)",
+            errorbars=True,
         )
         paths.append(path)
     if adaptive.nfe:
         path = os.path.join(folder, "fig5_adaptive_nfe.png")
+        passed: dict[str, dict[str, bool]] = {}
+        for r in adaptive.rows:
+            passed.setdefault(f"{r.schedule}/{r.solver}", {})[dim_key(r.d)] = r.within_tolerance
         plotting.adaptive_figure(
-            adaptive.nfe, path, f"Adaptive solves, PID rtol = {cfg.rtol:g}: NFE against d"
+            adaptive.nfe, path, f"Adaptive solves, PID rtol = {cfg.rtol:g}: NFE against d", passed
         )
         paths.append(path)
     return tuple(paths)

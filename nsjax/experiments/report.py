@@ -109,6 +109,10 @@ def _steps(res: Results) -> list[str]:
         lines += ["### Standard schedules (what they cost at this tolerance)", ""]
         lines += _steps_table(std.steps_to_tolerance, std.slope, std.slope_fit_range, cfg.reduction_dims)
         lines += [""] + list(notes.standard) + [""]
+    if res.split is not None:
+        from .standard_split import report_lines
+
+        lines += report_lines(res.split)
     return lines
 
 

@@ -49,6 +49,8 @@ class Results:
     """The schedule x solver study (``None``: off)."""
     tolerance: Any = None
     """The tolerance study (:class:`nsjax.experiments.tolerance.ToleranceStudy`; ``None``: off)."""
+    split: Any = None
+    """The standard schedules split (:class:`.standard_split.StandardSplitStudy`; ``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -155,6 +157,8 @@ class Results:
             out["solver_study"] = self.solvers.to_json()
         if self.tolerance is not None:
             out["tolerance_study"] = self.tolerance.to_json()
+        if self.split is not None:
+            out["standard_split"] = self.split.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

@@ -70,6 +70,11 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     fig2 = timed("figure2", figures.figure2, cfg, folder, progress)
     if cfg.loop_runs:
         loop = timed("loop", studies.loop_comparison, cfg, paper, progress)
+    split = None
+    if cfg.split:
+        from . import standard_split
+
+        split = timed("standard_split", standard_split.standard_split_study, cfg, progress)
     solvers = None
     if cfg.solver_study_solvers:
         solvers = timed("solver_study", studies.solver_study, cfg, progress)
@@ -84,6 +89,8 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         from .tolerance import tolerance_figures
 
         paths += tolerance_figures(tolerance, folder)
+    if split is not None:
+        paths += (standard_split.figure(split, folder),)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -103,6 +110,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         runtime=MappingProxyType(runtime),
         solvers=solvers,
         tolerance=tolerance,
+        split=split,
     )
     document = results.to_json()
     validate(document)

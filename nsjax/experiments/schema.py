@@ -237,6 +237,9 @@ CONFIG = Record(
         "heun_growth_dims": List(NUM),
         "trig_solvers": List(STR),
         "trig_dims": List(NUM),
+        "split": BOOL,
+        "split_dims": List(NUM),
+        "split_quantiles": INT,
     },
 )
 RESULTS = Record(
@@ -347,6 +350,19 @@ RESULTS = Record(
     },
     optional={
         "tolerance_study": TOLERANCE_STUDY,
+        "standard_split": Record(
+            {
+                "dims": List(NUM, min_length=1),
+                "max_steps": INT,
+                "solvers": List(STR, min_length=1),
+                "steps_to_tolerance": STEPS,
+                "slope": SLOPES,
+                "final_errors": Map(Map(List(Opt(NUM), length=2), DIM), RUN),
+                "signal_to_noise": Map(Map(NUM, DIM)),
+                "attribution": Map(STR, RUN),
+                "timings": Map(TIMING),
+            }
+        ),
         "solver_study": Record(
             {
                 "dims": List(NUM, min_length=1),
