@@ -21,6 +21,8 @@ __all__ = [
     "MODES",
     "Config",
     "config_for",
+    "LEARNED_FILES",
+    "LEARNED_PER_D",
 ]
 
 P_TOL, S2_TOL = 0.01, 0.02
@@ -85,6 +87,21 @@ class Config:
     solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
     solver_study_quantiles: int = 1024
     solver_study_max_steps: int = 512
+    learned_files: tuple[str, ...] = ()
+    """Schedule files of the learned-schedules section (:mod:`nsjax.experiments.learned`), names in
+    ``learned_dir`` (``()``: the section is off; every mode of :func:`config_for`: :data:`LEARNED_FILES`)."""
+    learned_per_d: tuple[str, ...] = ()
+    """Files learned at one ``d`` each (the shape-convergence check); :data:`LEARNED_PER_D` in every mode."""
+    learned_dir: str = ""
+    """Folder of the files (``""``: ``benchmarks/results/learned`` of the checkout)."""
+    learned_dims: tuple[float, ...] = (1e3, 1e6, 1e9, 1e12)
+    learned_gm_targets: tuple[tuple[float, float], ...] = ((0.8, 0.25), (0.3, 2.0))
+    """GM ``(p, sigma2)`` columns of the transfer matrix (``(p, sigma2)`` of the config first)."""
+    learned_quantiles: int = 512
+    learned_max_steps: int = 256
+    learned_kmode_dim: int = 1000
+    learned_kmode_particles: int = 2000
+    """Full particles of the K-mode column (``0``: no K-mode column)."""
 
     def __post_init__(self):
         for f in fields(self):
@@ -92,6 +109,8 @@ class Config:
             if f.name == "particles":
                 pairs = value.items() if isinstance(value, Mapping) else value
                 value = tuple((int(d), int(n)) for d, n in pairs)
+            elif f.name == "learned_gm_targets":
+                value = tuple((float(p), float(s)) for p, s in value)
             elif isinstance(value, list):
                 value = tuple(value)
             object.__setattr__(self, f.name, value)
@@ -109,7 +128,7 @@ class Config:
             if f.name == "particles":
                 value = {str(d): n for d, n in value}
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
             out[f.name] = value
         return out
 
@@ -136,12 +155,26 @@ def _check(cfg: Config) -> None:
     need(cfg.rtol > 0 and cfg.atol > 0, "rtol", "> 0 (and atol > 0)")
     need(all(n >= 1 for _, n in cfg.particles), "particles", "counts >= 1")
     need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
+    need(all(d >= 1 for d in cfg.learned_dims), "learned_dims", "a sequence of d >= 1")
+    need(all(0 < p < 1 and s > 0 for p, s in cfg.learned_gm_targets), "learned_gm_targets",
+         "a sequence of (p, sigma2) with p in (0, 1) and sigma2 > 0")
+    need(cfg.learned_quantiles >= 2, "learned_quantiles", "an integer >= 2")
+    need(cfg.learned_max_steps >= 2, "learned_max_steps", "an integer >= 2")
+    need(cfg.learned_kmode_particles >= 0, "learned_kmode_particles", "an integer >= 0 (0: off)")
+    need(cfg.learned_kmode_dim >= 3, "learned_kmode_dim", "an integer >= 3 (the K = 3 modes)")
+
+
+LEARNED_FILES = ("vp_heun6.json", "ve_unipc12.json", "kmode_vp_heun6.json")
+"""The committed learned schedules (``benchmarks/results/learned``) of the learned section."""
+LEARNED_PER_D = tuple(f"per_d/vp_heun6_d{d}.json" for d in ("1e3", "1e6", "1e9", "1e12"))
+"""VP Heun 6-step schedules learned at one ``d`` each."""
+_LEARNED = {"learned_files": LEARNED_FILES, "learned_per_d": LEARNED_PER_D}
 
 
 def config_for(mode: str) -> Config:
     """The sizes of ``mode`` in ``{"quick", "default", "full"}``."""
     if mode == "default":
-        return Config(mode)
+        return Config(mode, **_LEARNED)
     if mode == "quick":
         return Config(
             mode,
@@ -160,6 +193,12 @@ def config_for(mode: str) -> Config:
             fig2_realizations=30,
             loop_runs=1,
             solver_study_solvers=(),
+            learned_dims=(1e3, 1e9),
+            learned_gm_targets=((0.8, 0.25),),
+            learned_quantiles=256,
+            learned_max_steps=64,
+            learned_kmode_particles=500,
+            **_LEARNED,
         )
     if mode == "full":
         return Config(
@@ -181,5 +220,9 @@ def config_for(mode: str) -> Config:
             solver_study_standard=True,
             solver_study_quantiles=1024,
             solver_study_max_steps=1024,
+            learned_quantiles=4096,
+            learned_max_steps=1024,
+            learned_kmode_particles=25_000,
+            **_LEARNED,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

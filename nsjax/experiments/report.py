@@ -262,6 +262,14 @@ def _solver_study(res: Results) -> list[str]:
     return lines + [""]
 
 
+def _learned(res: Results) -> list[str]:
+    if res.learned is None:
+        return []
+    from .learned import report_lines
+
+    return report_lines(res.learned)
+
+
 def render(res: Results) -> str:
     """The report: method, dichotomy, steps versus ``d``, particles, feature tables, adaptive
     solvers, Figures 1-2, sweep versus loop, runtime."""
@@ -273,6 +281,7 @@ def render(res: Results) -> str:
         _feature_tables,
         _adaptive,
         _solver_study,
+        _learned,
         _paper_figures,
         _closing,
     )

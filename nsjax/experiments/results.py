@@ -47,6 +47,8 @@ class Results:
     """Wall seconds per part (``<part>_s``) and in all (``total_s``)."""
     solvers: SolverStudy | None = None
     """The schedule x solver study (``None``: off)."""
+    learned: Any = None
+    """The learned-schedules section (:class:`nsjax.experiments.learned.LearnedStudy`; ``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -151,6 +153,8 @@ class Results:
             }
         if self.solvers is not None:
             out["solver_study"] = self.solvers.to_json()
+        if self.learned is not None:
+            out["learned"] = self.learned.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

@@ -73,8 +73,15 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
     solvers = None
     if cfg.solver_study_solvers:
         solvers = timed("solver_study", studies.solver_study, cfg, progress)
+    learned = None
+    if cfg.learned_files or cfg.learned_per_d:
+        from . import learned as learned_section
+
+        learned = timed("learned", learned_section.learned_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
+    if learned is not None:
+        paths += learned_section.figures(learned, folder)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -93,6 +100,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         figures=tuple(os.path.basename(p) for p in paths),
         runtime=MappingProxyType(runtime),
         solvers=solvers,
+        learned=learned,
     )
     document = results.to_json()
     validate(document)
