@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 
 from nsjax.ensemble import sample  # noqa: E402
 from nsjax.experiments.config import P_TOL, S2_TOL  # noqa: E402
+from nsjax.experiments.learned import KModeFeatures  # noqa: E402
 from nsjax.features import estimate  # noqa: E402
 from nsjax.interpolants import make_interpolant  # noqa: E402
 from nsjax.objectives import path_distance, smooth_features  # noqa: E402
@@ -101,10 +102,14 @@ def features_of(target, stats) -> dict:
     return f
 
 
-def nfe_to_tolerance(target, interpolant, schedule, *, particles, seed=0, ladder=LADDER, solver="heun"):
+def nfe_to_tolerance(
+    target, interpolant, schedule, *, particles, seed=0, ladder=LADDER, solver="heun", observable=None
+):
     """Rows ``{N, nfe, error, pass, ...}`` up to the first ``N`` of ``ladder`` that meets the
     tolerance (all features), and that ``N``'s NFE (``None``: not reached)."""
     rows = []
+    if observable is None:  # the features of target (the K-mode reference computed once)
+        observable = KModeFeatures(target) if isinstance(target, KModeMixture) else target
     for n in ladder:
         result = sample(
             target,
@@ -117,7 +122,7 @@ def nfe_to_tolerance(target, interpolant, schedule, *, particles, seed=0, ladder
             dtype=jnp.float32,
             memory_budget=2**30,
         )
-        f = features_of(target, result.statistics)
+        f = features_of(observable, result.statistics)
         row = {"N": n, "nfe": float(result.nfe.mean()), "pass": bool(f["error"] <= 1.0), **f}
         rows.append(row)
         print(f"    N={n:3d} nfe={row['nfe']:.0f} error/tol={f['error']:.3g}", flush=True)
@@ -241,14 +246,21 @@ def main(argv=None):
                            "iterations": result.num_steps}
         print(f"trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}")
     out["kmode_file"] = os.path.relpath(KMODE_FILE, os.path.dirname(HERE))
+    if args.no_train and os.path.exists(KMODE_FILE):
+        with open(KMODE_FILE) as handle:
+            record = json.load(handle)
+        out["training"] = {k: record.get(k) for k in ("dims", "objective", "optimizer", "git_revision")}
     for name in args.targets.split(","):
         target = make_target(name, args.eval_dim)
-        entry = {"d": args.eval_dim, "particles": args.particles, "reference": target.reference(),
-                 "nfe_to_tolerance": {}, "rows": {}}
+        observable = KModeFeatures(target) if isinstance(target, KModeMixture) else target
+        entry = {"d": args.eval_dim, "particles": args.particles,
+                 "reference": getattr(observable, "reference", None), "nfe_to_tolerance": {}, "rows": {}}
         for sname, (interpolant, schedule) in schedules(args.eval_dim).items():
             print(f"{name} {sname}", flush=True)
             t0 = time.perf_counter()
-            rows, nfe = nfe_to_tolerance(target, interpolant, schedule, particles=args.particles)
+            rows, nfe = nfe_to_tolerance(
+                target, interpolant, schedule, particles=args.particles, observable=observable
+            )
             entry["nfe_to_tolerance"][sname] = nfe
             entry["rows"][sname] = rows
             entry.setdefault("seconds", {})[sname] = time.perf_counter() - t0

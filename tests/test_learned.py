@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,19 +17,19 @@ from nsjax.experiments.schema import LEARNED
 from nsjax.features import estimate
 from nsjax.interpolants import make_interpolant
 from nsjax.schedule_files import load_schedule, read_schedule
-from nsjax.solve import solve
+from nsjax.solve import PieceSteps, solve, step_grid
 from nsjax.solvers import make_solver
 from nsjax.sweeps import QuantileReducedGM, normal_quantiles
 from nsjax.targets import GaussianMixture
 
 QUANTILES = 128
-CFG = Config(
+CFG = Config(  # one compiled sweep (Heun), 128 quantiles, N <= 8
     "test",
     learned_files=("vp_heun6.json",),
     learned_dims=(1e3,),
     learned_gm_targets=((0.8, 0.25),),
     learned_quantiles=QUANTILES,
-    learned_max_steps=16,
+    learned_max_steps=8,
     learned_kmode_particles=0,
 )
 
@@ -46,6 +47,16 @@ def test_committed_learned_files_are_the_default_and_exist():
         read_schedule(os.path.join(learned_dir(cfg), name))  # raises when absent or malformed
 
 
+@eqx.filter_jit
+def _solve_all(system, schedule, z, counts):
+    return jax.vmap(
+        lambda zi: solve(
+            system, make_interpolant("linear", 1.0), schedule, key=zi, steps=PieceSteps(counts),
+            solver=make_solver("heun"), dtype=jnp.float64,
+        ).state
+    )(z)
+
+
 def _independent(path, d, n):
     """Errors of ``n`` Heun steps of file ``path`` at ``d`` by nsjax.solve on stratified quantiles
     (no sweep, no build), float64."""
@@ -53,12 +64,8 @@ def _independent(path, d, n):
     system = QuantileReducedGM(target, dim=d)
     schedule = load_schedule(path, d, dtype=jnp.float64)
     z = jnp.asarray(normal_quantiles(QUANTILES))
-    state = jax.vmap(
-        lambda zi: solve(
-            system, make_interpolant("linear", 1.0), schedule, key=zi, steps=n, solver=make_solver("heun"),
-            dtype=jnp.float64,
-        ).state
-    )(z)
+    counts = jnp.asarray([len(g) - 1 for g in step_grid(schedule, n)], jnp.int32)
+    state = _solve_all(system, schedule, z, counts)
     stats = {k: np.asarray(v) for k, v in system.statistics(state).items()}
     return estimate(GaussianMixture(dim=int(d), p=0.8, sigma2=0.25), stats)
 
@@ -70,14 +77,15 @@ def test_steps_to_tolerance_of_the_vp_file_equals_an_independent_solve(study):
     assert n is not None
     rows = {r.N: r for r in study.rows if r.schedule == "learned:vp_heun6" and r.d == 1e3}
     ladder = sorted(rows)
-    assert ladder[-1] == n  # the sweep stops at the first N where every row passed
+    assert n in ladder and all(not rows[m].passed for m in ladder if m < n) and rows[n].passed
     f = _independent(path, 1e3, n)
     # same float64 arithmetic on the same quantiles: equal to rounding
     assert abs(f["p_error"] - rows[n].p_error) < 1e-9
     assert abs(f["sigma2_error"] - rows[n].sigma2_error) < 1e-9
     assert f["p_error"] <= P_TOL and f["sigma2_error"] <= S2_TOL
-    if len(ladder) > 1:  # the ladder step below fails (so n is the smallest)
-        g = _independent(path, 1e3, ladder[-2])
+    below = [m for m in ladder if m < n]
+    if below:  # the ladder step below fails (so n is the smallest)
+        g = _independent(path, 1e3, below[-1])
         assert g["p_error"] > P_TOL or g["sigma2_error"] > S2_TOL
     assert study.nfe_to_tolerance[key]["1000"] == 2 * n  # Heun: 2 evaluations per step
 

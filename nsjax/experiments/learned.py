@@ -45,6 +45,7 @@ from .studies import SOLVER_LADDER, Progress, _frozen, dim_key, silent, steps_to
 __all__ = [
     "LearnedRow",
     "LearnedStudy",
+    "KModeFeatures",
     "learned_dir",
     "learned_study",
     "rescaled_shapes",
@@ -184,6 +185,25 @@ def _error(f: Mapping[str, float], two_stderr: bool = False) -> tuple[float | No
     return (float(worst) if finite else None), bool(ok and finite)
 
 
+class KModeFeatures:
+    """:meth:`KModeMixture.features` with the exact reference computed once (it is a pure-Python
+    quadrature of seconds): ``estimate(KModeFeatures(target), stats)``."""
+
+    def __init__(self, target):
+        self.target = target
+        self.reference = target.reference()
+
+    def features(self, stats):
+        from ..features import Feature
+
+        ref, K = self.reference, self.target.num_modes
+        mode, sq_dev = np.asarray(stats["mode"]), np.asarray(stats["sq_dev"])
+        out = {f"p{k}": Feature(mode == k, ref[f"p{k}"], relative=False) for k in range(K)}
+        for k in range(K):
+            out[f"sigma2_{k}"] = Feature(sq_dev[mode == k], ref[f"sigma2_{k}"], relative=True)
+        return out
+
+
 # -- the study -------------------------------------------------------------------------------------
 def learned_study(cfg: Config, progress: Progress = silent) -> LearnedStudy:
     """Steps to tolerance, error versus NFE, transfer matrix and rescaled shapes of the learned
@@ -281,6 +301,7 @@ def _kmode(cfg, noise, solver_name, split, num, members, ladder, rows, transfer,
     """The K-mode column of the transfer matrix (full particles, float32, ``tol + 2 stderr``)."""
     d = cfg.learned_kmode_dim
     target = builds.kmode_target(d)
+    observable = KModeFeatures(target)
     names = [n for n, r in members.items() if math.exp(r["log_kappa"]) < math.sqrt(d)]
     params = {k: np.asarray(v, float) for k, v in _stack([_columns(members[n], num) for n in names]).items()}
     params["d"] = np.full(len(names), float(d))
@@ -292,7 +313,7 @@ def _kmode(cfg, noise, solver_name, split, num, members, ladder, rows, transfer,
 
     def stop(i, result):
         for g, name in enumerate(names):
-            f = estimate(target, result.point(i, g), allow_empty=True)
+            f = estimate(observable, result.point(i, g), allow_empty=True)
             f["nonfinite"] = int(result.nonfinite[i, g])
             error, ok = _error(f, two_stderr=True)
             passed[i, g], nfe[i, g] = ok, float(result.nfe[i, g].mean())
@@ -419,6 +440,7 @@ def figures(study: LearnedStudy, folder: str) -> tuple[str, ...]:
         (axes[1], "vp", "phase2", "VP phase 2: √d(1−τ)"),
         (axes[2], "ve", "phase2", "VE phase 2: √d(1−τ) (collapse window)"),
     )
+    multi = [n for n, f in study.files.items() if len(f["dims"]) != 1]
     for ax, noise, phase, title in panels:
         for name, entry in study.shapes.items():
             if study.files[name]["noise"] != noise:
@@ -429,9 +451,11 @@ def figures(study: LearnedStudy, folder: str) -> tuple[str, ...]:
                 if single and float(dkey) != float(own[0]):
                     continue  # a per-d file: its own d only
                 color = cmap(math.log10(float(dkey)) / 13)
-                ls = "-" if single else "--"
+                ls = "-" if single else ("--", ":", "-.")[multi.index(name) % 3]
                 label = f"{name.removeprefix('learned:')} d={float(dkey):.0e}"
-                ax.plot(entry["s"], curves[phase], ls=ls, color=color, lw=1.2, label=label)
+                s_values, y = np.asarray(entry["s"]), np.asarray(curves[phase])
+                keep = y > 0 if phase == "phase2" else np.ones_like(y, bool)  # log axis: tau = 1 ends
+                ax.plot(s_values[keep], y[keep], ls=ls, color=color, lw=1.2, label=label)
         if phase == "phase2":
             ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
