@@ -7,7 +7,13 @@ at learning rate 0.05: the loss jumps from ~800 to ~2000 on the first steps and 
 keeps the start), Adam at learning rate 0.02 on the exact GM objective at the single d
 (:func:`nsjax.optimize.gm_objective`).
 
-    python benchmarks/learn_per_d.py --dims 1e3,1e6,1e9,1e12 --iterations 60
+    python benchmarks/learn_per_d.py --dims 1e3,1e6 --iterations 60
+
+At d = 1e9 and 1e12 no file is committed: :func:`nsjax.objectives.gm_errors` (this revision) gives
+``vp_heun6.json`` a sigma2 error of 1.86 at d = 1e9 (``gm_table``, alone or in the grid
+1e3, 1e6, 1e9), while the stratified-quadrature runs of ``benchmarks/schedules.py`` and
+``nsjax reproduce`` give 6.5e-4 (pass), as the file's own ``errors`` recorded when it was made;
+training against that objective at one large d moves away from the schedule that passes.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ LEARNED = os.path.join(HERE, "results", "learned")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dims", default="1e3,1e6,1e9,1e12")
+    parser.add_argument("--dims", default="1e3,1e6")
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.02)
     parser.add_argument("--start", default=os.path.join(LEARNED, "vp_heun6.json"))

@@ -558,7 +558,8 @@ def main(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="heun + dpmpp-2m, NFE <= 64, 256 quantiles (254 s measured on 2 shared CPU cores)",
+        help="heun + dpmpp-2m (+ each learned file's solver), NFE <= 64, 256 quantiles (667 s measured "
+        "on 2 CPU cores shared with 3 other jobs; 254 s before the learned rows, less loaded)",
     )
     parser.add_argument(
         "--solvers", default=None, help="comma-separated solver names (see nsjax.solvers.SOLVERS)"

@@ -166,8 +166,9 @@ def _check(cfg: Config) -> None:
 
 LEARNED_FILES = ("vp_heun6.json", "ve_unipc12.json", "kmode_vp_heun6.json")
 """The committed learned schedules (``benchmarks/results/learned``) of the learned section."""
-LEARNED_PER_D = tuple(f"per_d/vp_heun6_d{d}.json" for d in ("1e3", "1e6", "1e9", "1e12"))
-"""VP Heun 6-step schedules learned at one ``d`` each."""
+LEARNED_PER_D = tuple(f"per_d/vp_heun6_d{d}.json" for d in ("1e3", "1e6"))
+"""VP Heun 6-step schedules learned at one ``d`` each (``benchmarks/learn_per_d.py``; none at
+``d >= 1e9``: there the exact objective disagrees with the quadrature sweep, see its README)."""
 _LEARNED = {"learned_files": LEARNED_FILES, "learned_per_d": LEARNED_PER_D}
 
 
