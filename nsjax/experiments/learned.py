@@ -266,7 +266,8 @@ def learned_study(cfg: Config, progress: Progress = silent) -> LearnedStudy:
                 nfe_found.setdefault(key, {})[dim_key(d)] = nfe_n
         if cfg.learned_kmode_particles and noise == "vp":
             _kmode(cfg, noise, solver_name, split, num, members, ladder, rows, transfer, progress)
-    shapes, convergence = rescaled_shapes(records, dims)
+    own = {float(r["dims"][0]) for r in records.values() if len(r.get("dims") or []) == 1}
+    shapes, convergence = rescaled_shapes(records, sorted(set(dims) | own))
     files = {
         name: {
             "file": os.path.basename(rec["_path"]),
