@@ -38,14 +38,18 @@ from the same initial quantile; ``kl``: AYS-style KL upper bound along the teach
 
     python benchmarks/schedules.py --quick --out benchmarks/results/schedules_quick.json
 
-Learned schedules plug in through :func:`score` (``schedule_factory(d, N) -> (interpolant,
-schedule)``).
+Learned schedules: every schedule file (``nsjax-schedule/1``, :mod:`nsjax.schedule_files`) in
+``--learned`` (default ``benchmarks/results/learned/*.json``) is scored under its noise as
+``learned:<file stem>`` (the ``file:`` schedule at each ``d``), with the benchmark's solvers and the
+solver it was trained with. Any other schedule plugs in through :func:`score`
+(``schedule_factory(d, N) -> (interpolant, schedule)``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import json
 import math
 import os
@@ -71,6 +75,7 @@ from nsjax.export import grid_values  # noqa: E402
 from nsjax.features import estimate  # noqa: E402
 from nsjax.interpolants import make_interpolant  # noqa: E402
 from nsjax.registry import make_schedule, noise_scale  # noqa: E402
+from nsjax.schedule_files import load_schedule, read_schedule  # noqa: E402
 from nsjax.schedules import DDPM, Constant, Tabulated, tau_to_sigma  # noqa: E402
 from nsjax.solve import PieceSteps, piece_term, solve, step_grid  # noqa: E402
 from nsjax.solvers import evaluations_per_step, make_solver  # noqa: E402
@@ -453,6 +458,24 @@ def factories(noise, paths, fine_points, densities):
     return out
 
 
+LEARNED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "learned")
+
+
+def learned_factories(paths: Sequence[str]) -> dict[str, tuple[str, str | None, Factory]]:
+    """``{"learned:<stem>": (noise, training solver, factory)}`` of the schedule files ``paths``:
+    the factory loads the file at each ``d`` (``file:PATH``, :func:`nsjax.schedule_files.load_schedule`)."""
+    out = {}
+    for path in paths:
+        record = read_schedule(path)
+        noise = record["noise"]
+
+        def make(d, n, path=path, noise=noise):
+            return make_interpolant("linear", noise_scale(noise, d)), load_schedule(path, d, dtype=jnp.float64)
+
+        out[f"learned:{os.path.splitext(os.path.basename(path))[0]}"] = (noise, record.get("solver"), make)
+    return out
+
+
 # -- the report -------------------------------------------------------------------------------------
 def rank_correlations(rows):
     out = {}
@@ -517,7 +540,8 @@ def figure(rows, path):
                     e = r["error"] if r["error"] is not None else np.inf
                     pts[r["nfe"]] = min(pts.get(r["nfe"], np.inf), e)
                 xs = sorted(pts)
-                ax.loglog(xs, [min(pts[x], 1e4) for x in xs], marker=".", label=name)
+                style = dict(lw=2.4, marker="*", ms=8, zorder=5) if name.startswith("learned:") else {}
+                ax.loglog(xs, [min(pts[x], 1e4) for x in xs], label=name, **{"marker": ".", **style})
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
             ax.set_title(f"{noise.upper()}  d = {d:.0e}")
             ax.set_xlabel("NFE")
@@ -534,13 +558,19 @@ def main(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="heun + dpmpp-2m, NFE <= 64, 256 quantiles (254 s measured on 2 shared CPU cores)",
+        help="heun + dpmpp-2m (+ each learned file's solver), NFE <= 64, 256 quantiles (667 s measured "
+        "on 2 CPU cores shared with 3 other jobs; 254 s before the learned rows, less loaded)",
     )
     parser.add_argument(
         "--solvers", default=None, help="comma-separated solver names (see nsjax.solvers.SOLVERS)"
     )
     parser.add_argument("--dims", default=None, help="comma-separated d (default 1e3,1e6,1e9,1e12)")
     parser.add_argument("--schedules", default=None, help="comma-separated schedule names (default all)")
+    parser.add_argument(
+        "--learned",
+        default=os.path.join(LEARNED, "*.json"),
+        help="glob of schedule files scored as learned:<stem> ('' for none)",
+    )
     parser.add_argument("--out", default="benchmarks/results/schedules.json", help="JSON out (PNG beside it)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -582,6 +612,8 @@ def main(argv=None):
         "solvers": solvers,
         "nfes": nfes,
     }
+    learned = learned_factories(sorted(glob.glob(args.learned))) if args.learned else {}
+    header["learned"] = {name: {"noise": v[0], "solver": v[1]} for name, v in learned.items()}
     print(f"command: {header['command']}\nmachine: {header['machine']}", flush=True)
     rows = []
     for noise in ("vp", "ve"):
@@ -592,10 +624,14 @@ def main(argv=None):
             paths[d]["d"] = d
             densities[d] = tsit5_density(d, c)
         print(f"[{time.perf_counter() - start:6.1f}s] {noise}: teachers and Tsit5 densities", flush=True)
-        for name, factory in factories(noise, paths, fine, densities).items():
+        table = {name: (factory, solvers) for name, factory in factories(noise, paths, fine, densities).items()}
+        for name, (kind, trained, factory) in learned.items():
+            if kind == noise:  # the benchmark's solvers and the one it was trained with
+                table[name] = (factory, solvers + [s for s in [trained] if s and s not in solvers])
+        for name, (factory, names) in table.items():
             if args.schedules and name not in args.schedules.split(","):
                 continue
-            for solver in solvers:
+            for solver in names:
                 for r in score(factory, solver, dims, nfes, quantiles=quantiles, teacher=paths, name=name):
                     rows.append({"noise": noise, **r})
             print(f"[{time.perf_counter() - start:6.1f}s] {noise} {name}", flush=True)

@@ -801,8 +801,12 @@ class Warp(eqx.Module):
 
     def _integral(self, lo, hi):
         half = (hi - lo) / 2
-        total = sum(w * self._density(lo + half * (1 + x)) for x, w in zip(_GAUSS_NODES, _GAUSS_WEIGHTS))
-        return half * total
+        # one vectorised density call over the 40 nodes (a trailing axis): a 40-term unrolled sum
+        # made every solve's program ~40x larger and its compilation ~minutes
+        nodes = jnp.asarray(_GAUSS_NODES, jnp.result_type(half))
+        weights = jnp.asarray(_GAUSS_WEIGHTS, jnp.result_type(half))
+        values = self._density(jnp.expand_dims(lo, -1) + jnp.expand_dims(half, -1) * (1 + nodes))
+        return half * jnp.sum(weights * values, axis=-1)
 
     def __call__(self, s: T) -> tuple[T, T, T]:
         """``(W(s), 1 - W(s), W'(s))``."""

@@ -53,6 +53,9 @@ __all__ = [
     "solver",
     "quantiles",
     "sweep",
+    "two_phase",
+    "LearnedBuild",
+    "kmode_target",
 ]
 
 # row name, preset (its noise scale comes from the registry), sigma_max rule (None: the
@@ -283,3 +286,51 @@ def solver(name: str):
 def quantiles(n: int) -> np.ndarray:
     """``n`` stratified standard-normal quantiles: the reduction's initial ``u(0)``."""
     return normal_quantiles(n)
+
+
+# -- learned schedules (nsjax.experiments.learned) ---
+def two_phase(noise: str, dim: Any, log_kappa: Any, first: Sequence[Any], second: Sequence[Any], split: float):
+    """The :class:`nsjax.schedules.TwoPhase` schedule ``(interpolant, schedule)`` of noise
+    ``noise`` at ``dim`` (may be traced) with the given parameters."""
+    import jax.numpy as jnp
+
+    from ..interpolants import make_interpolant
+    from ..registry import noise_scale
+    from ..schedules import TwoPhase, Warp
+
+    schedule = TwoPhase(
+        log_kappa, dim, Warp(jnp.stack(list(first))), Warp(jnp.stack(list(second))), noise=noise, split=split
+    )
+    return make_interpolant("linear", noise_scale(noise, dim)), schedule
+
+
+class LearnedBuild:
+    """The build of one family of two-phase schedules (``noise``, ``split``, ``num`` coefficients
+    per warp; parameters ``log_kappa``, ``a0..``, ``b0..`` traced) on the exact GM reduction at
+    traced ``(p, sigma2, d)``, or on full particles of a fixed ``target``. Equal arguments compare
+    equal (one compiled program)."""
+
+    __slots__ = ("noise", "split", "num", "target", "_key")
+
+    def __init__(self, noise: str, split: float, num: int, target: AbstractTarget | None = None):
+        self.noise, self.split, self.num, self.target = noise, float(split), int(num), target
+        self._key = (noise, self.split, self.num, None if target is None else _target_key(target))
+
+    def __call__(self, point):
+        first = [point[f"a{k}"] for k in range(self.num)]
+        second = [point[f"b{k}"] for k in range(self.num)]
+        system = _reduced_gm(point) if self.target is None else self.target
+        return (system, *two_phase(self.noise, point["d"], point["log_kappa"], first, second, self.split))
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, LearnedBuild) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+def kmode_target(dim: int) -> AbstractTarget:
+    """The K-mode mixture of the transfer studies (:class:`nsjax.targets.KModeMixture` defaults)."""
+    from ..targets import KModeMixture
+
+    return KModeMixture(dim=int(dim))

@@ -21,6 +21,8 @@ __all__ = [
     "MODES",
     "Config",
     "config_for",
+    "LEARNED_FILES",
+    "LEARNED_PER_D",
 ]
 
 P_TOL, S2_TOL = 0.01, 0.02
@@ -105,6 +107,21 @@ class Config:
     split_dims: tuple[float, ...] = (1e3, 1e5, 1e7, 1e9)
     split_quantiles: int = 256
     """Stratified particles of the split (``p_hat`` quadrature error <= 1/(2n) = 2e-3 < P_TOL)."""
+    learned_files: tuple[str, ...] = ()
+    """Schedule files of the learned-schedules section (:mod:`nsjax.experiments.learned`), names in
+    ``learned_dir`` (``()``: the section is off; every mode of :func:`config_for`: :data:`LEARNED_FILES`)."""
+    learned_per_d: tuple[str, ...] = ()
+    """Files learned at one ``d`` each (the shape-convergence check); :data:`LEARNED_PER_D` in every mode."""
+    learned_dir: str = ""
+    """Folder of the files (``""``: ``benchmarks/results/learned`` of the checkout)."""
+    learned_dims: tuple[float, ...] = (1e3, 1e6, 1e9, 1e12)
+    learned_gm_targets: tuple[tuple[float, float], ...] = ((0.8, 0.25), (0.3, 2.0))
+    """GM ``(p, sigma2)`` columns of the transfer matrix (``(p, sigma2)`` of the config first)."""
+    learned_quantiles: int = 512
+    learned_max_steps: int = 256
+    learned_kmode_dim: int = 1000
+    learned_kmode_particles: int = 2000
+    """Full particles of the K-mode column (``0``: no K-mode column)."""
 
     def __post_init__(self):
         for f in fields(self):
@@ -112,6 +129,8 @@ class Config:
             if f.name == "particles":
                 pairs = value.items() if isinstance(value, Mapping) else value
                 value = tuple((int(d), int(n)) for d, n in pairs)
+            elif f.name == "learned_gm_targets":
+                value = tuple((float(p), float(s)) for p, s in value)
             elif isinstance(value, list):
                 value = tuple(value)
             object.__setattr__(self, f.name, value)
@@ -129,7 +148,7 @@ class Config:
             if f.name == "particles":
                 value = {str(d): n for d, n in value}
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
             out[f.name] = value
         return out
 
@@ -162,12 +181,27 @@ def _check(cfg: Config) -> None:
          "a non-empty sequence of d >= 1")
     need(cfg.split_quantiles >= 2, "split_quantiles", "an integer >= 2")
     need(cfg.cw_posterior in ("exact", "two-saddle"), "cw_posterior", "'exact' or 'two-saddle'")
+    need(all(d >= 1 for d in cfg.learned_dims), "learned_dims", "a sequence of d >= 1")
+    need(all(0 < p < 1 and s > 0 for p, s in cfg.learned_gm_targets), "learned_gm_targets",
+         "a sequence of (p, sigma2) with p in (0, 1) and sigma2 > 0")
+    need(cfg.learned_quantiles >= 2, "learned_quantiles", "an integer >= 2")
+    need(cfg.learned_max_steps >= 2, "learned_max_steps", "an integer >= 2")
+    need(cfg.learned_kmode_particles >= 0, "learned_kmode_particles", "an integer >= 0 (0: off)")
+    need(cfg.learned_kmode_dim >= 3, "learned_kmode_dim", "an integer >= 3 (the K = 3 modes)")
+
+
+LEARNED_FILES = ("vp_heun6.json", "ve_unipc12.json", "kmode_vp_heun6.json")
+"""The committed learned schedules (``benchmarks/results/learned``) of the learned section."""
+LEARNED_PER_D = tuple(f"per_d/vp_heun6_d{d}.json" for d in ("1e3", "1e6"))
+"""VP Heun 6-step schedules learned at one ``d`` each (``benchmarks/learn_per_d.py``; none at
+``d >= 1e9``: there the exact objective disagrees with the quadrature sweep, see its README)."""
+_LEARNED = {"learned_files": LEARNED_FILES, "learned_per_d": LEARNED_PER_D}
 
 
 def config_for(mode: str) -> Config:
     """The sizes of ``mode`` in ``{"quick", "default", "full"}``."""
     if mode == "default":
-        return Config(mode)
+        return Config(mode, **_LEARNED)
     if mode == "quick":
         return Config(
             mode,
@@ -194,6 +228,12 @@ def config_for(mode: str) -> Config:
             floor_sigma2s=(0.25,),
             trig_solvers=(),
             split=False,
+            learned_dims=(1e3, 1e9),
+            learned_gm_targets=((0.8, 0.25),),
+            learned_quantiles=256,
+            learned_max_steps=64,
+            learned_kmode_particles=500,
+            **_LEARNED,
         )
     if mode == "full":
         return Config(
@@ -223,5 +263,9 @@ def config_for(mode: str) -> Config:
             trig_dims=tuple(10.0**k for k in range(3, 10)),
             split_dims=tuple(10.0**k for k in range(3, 13)),
             split_quantiles=1024,
+            learned_quantiles=4096,
+            learned_max_steps=1024,
+            learned_kmode_particles=25_000,
+            **_LEARNED,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

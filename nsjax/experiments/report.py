@@ -273,6 +273,12 @@ def _tolerance(res: Results) -> list[str]:
     from .tolerance import report_lines
 
     return report_lines(res.tolerance)
+def _learned(res: Results) -> list[str]:
+    if res.learned is None:
+        return []
+    from .learned import report_lines
+
+    return report_lines(res.learned)
 
 
 def render(res: Results) -> str:
@@ -287,6 +293,7 @@ def render(res: Results) -> str:
         _adaptive,
         _solver_study,
         _tolerance,
+        _learned,
         _paper_figures,
         _closing,
     )

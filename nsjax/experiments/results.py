@@ -51,6 +51,8 @@ class Results:
     """The tolerance study (:class:`nsjax.experiments.tolerance.ToleranceStudy`; ``None``: off)."""
     split: Any = None
     """The standard schedules split (:class:`.standard_split.StandardSplitStudy`; ``None``: off)."""
+    learned: Any = None
+    """The learned-schedules section (:class:`nsjax.experiments.learned.LearnedStudy`; ``None``: off)."""
 
     @property
     def reductions(self) -> tuple[ReductionStudy, ...]:
@@ -159,6 +161,8 @@ class Results:
             out["tolerance_study"] = self.tolerance.to_json()
         if self.split is not None:
             out["standard_split"] = self.split.to_json()
+        if self.learned is not None:
+            out["learned"] = self.learned.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

@@ -83,6 +83,11 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         from .tolerance import tolerance_study
 
         tolerance = timed("tolerance", tolerance_study, cfg, progress)
+    learned = None
+    if cfg.learned_files or cfg.learned_per_d:
+        from . import learned as learned_section
+
+        learned = timed("learned", learned_section.learned_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
     if tolerance is not None:
@@ -91,6 +96,8 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         paths += tolerance_figures(tolerance, folder)
     if split is not None:
         paths += (standard_split.figure(split, folder),)
+    if learned is not None:
+        paths += learned_section.figures(learned, folder)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -111,6 +118,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         solvers=solvers,
         tolerance=tolerance,
         split=split,
+        learned=learned,
     )
     document = results.to_json()
     validate(document)

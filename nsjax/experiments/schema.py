@@ -240,8 +240,66 @@ CONFIG = Record(
         "split": BOOL,
         "split_dims": List(NUM),
         "split_quantiles": INT,
+        "learned_files": List(STR),
+        "learned_per_d": List(STR),
+        "learned_dir": STR,
+        "learned_dims": List(NUM),
+        "learned_gm_targets": List(List(NUM, length=2)),
+        "learned_quantiles": INT,
+        "learned_max_steps": INT,
+        "learned_kmode_dim": INT,
+        "learned_kmode_particles": INT,
     },
 )
+LEARNED = Record(
+    {
+        "dims": List(NUM, min_length=1),
+        "files": Map(
+            Record(
+                {
+                    "file": STR,
+                    "noise": STR,
+                    "solver": Opt(STR),
+                    "steps": Opt(INT),
+                    "nfe": Opt(NUM),
+                    "kappa": NUM,
+                    "dims": List(NUM),
+                    "target": Opt(STR),
+                }
+            )
+        ),
+        "rows": List(
+            Record(
+                {
+                    "schedule": STR,
+                    "solver": STR,
+                    "target": STR,
+                    "d": NUM,
+                    "N": INT,
+                    "nfe": NUM,
+                    "error": Opt(NUM),
+                    "passed": BOOL,
+                    "p_error": Opt(NUM),
+                    "sigma2_error": Opt(NUM),
+                }
+            )
+        ),
+        "steps_to_tolerance": STEPS,
+        "nfe_to_tolerance": Map(Map(Opt(NUM), DIM), RUN),
+        "transfer": Map(Map(Opt(NUM), r".+@[0-9]+"), RUN),
+        "shapes": Map(
+            Record(
+                {
+                    "s": List(NUM, min_length=2),
+                    "d": Map(Record({"phase1": List(NUM), "phase2": List(NUM)}), DIM),
+                }
+            )
+        ),
+        "convergence": Map(Opt(NUM), r"[0-9]+->[0-9]+"),
+        "seconds": NUM,
+    }
+)
+"""The ``learned`` entry (:class:`nsjax.experiments.learned.LearnedStudy`)."""
 RESULTS = Record(
     {
         "schema_version": INT,
@@ -363,6 +421,7 @@ RESULTS = Record(
                 "timings": Map(TIMING),
             }
         ),
+        "learned": LEARNED,
         "solver_study": Record(
             {
                 "dims": List(NUM, min_length=1),
