@@ -280,7 +280,7 @@ class ReducedCW(AbstractSystem):
     """
 
     target: CurieWeiss
-    nodes: int = eqx.field(static=True, default=256)
+    nodes: int = eqx.field(static=True, default=128)
     dim: Float[Array, ""] | float | None = None
     rule: str = eqx.field(static=True, default="graded")
     passive: int = eqx.field(static=True, default=0)
