@@ -85,6 +85,12 @@ class Config:
     solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
     solver_study_quantiles: int = 1024
     solver_study_max_steps: int = 512
+    cw_reduced_dims: tuple[float, ...] = tuple(10.0**k for k in range(3, 10))
+    """Dimensions of the reduced-CW study (``()``: off; :mod:`nsjax.experiments.cw_reduced`)."""
+    cw_reduced_quantiles: int = 64
+    cw_reduced_nodes: int = 32
+    cw_reduced_max_steps: int = 256
+    cw_reduced_limit_steps: int = 64
 
     def __post_init__(self):
         for f in fields(self):
@@ -160,6 +166,11 @@ def config_for(mode: str) -> Config:
             fig2_realizations=30,
             loop_runs=1,
             solver_study_solvers=(),
+            cw_reduced_dims=(1e3, 1e6),
+            cw_reduced_quantiles=32,
+            cw_reduced_nodes=16,
+            cw_reduced_max_steps=64,
+            cw_reduced_limit_steps=16,
         )
     if mode == "full":
         return Config(
@@ -181,5 +192,9 @@ def config_for(mode: str) -> Config:
             solver_study_standard=True,
             solver_study_quantiles=1024,
             solver_study_max_steps=1024,
+            cw_reduced_dims=tuple(10.0**k for k in range(3, 13)),
+            cw_reduced_quantiles=256,
+            cw_reduced_nodes=128,
+            cw_reduced_max_steps=16384,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
