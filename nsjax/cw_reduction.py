@@ -119,7 +119,8 @@ def noise_rule(
             fine = []
             for lo, hi in zip(edges[:-1], edges[1:]):
                 near = min(abs(0.5 * (lo + hi) - centre), abs(0.5 * (lo + hi) - 1 + centre))
-                fine.append(np.linspace(lo, hi, refine + 1)[:-1] if near <= window else [lo])
+                holds = lo <= centre < hi or lo < 1 - centre <= hi  # the step's own stratum
+                fine.append(np.linspace(lo, hi, refine + 1)[:-1] if near <= window or holds else [lo])
             edges = np.concatenate(fine + [[1.0]])
         xi, w = _strata(edges)
         xi = 0.5 * (xi - xi[::-1])  # exactly antisymmetric: mean 0

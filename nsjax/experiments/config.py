@@ -88,7 +88,7 @@ class Config:
     cw_reduced_dims: tuple[float, ...] = tuple(10.0**k for k in range(3, 10))
     """Dimensions of the reduced-CW study (``()``: off; :mod:`nsjax.experiments.cw_reduced`)."""
     cw_reduced_quantiles: int = 64
-    cw_reduced_nodes: int = 32
+    cw_reduced_nodes: int = 64
     cw_reduced_max_steps: int = 256
     cw_reduced_limit_steps: int = 64
 
@@ -168,7 +168,7 @@ def config_for(mode: str) -> Config:
             solver_study_solvers=(),
             cw_reduced_dims=(1e3, 1e6),
             cw_reduced_quantiles=32,
-            cw_reduced_nodes=16,
+            cw_reduced_nodes=64,
             cw_reduced_max_steps=64,
             cw_reduced_limit_steps=16,
         )
