@@ -49,6 +49,7 @@ __all__ = [
     "ParticleBuild",
     "target",
     "reduced_gm",
+    "reduced_cw_paper_build",
     "named_schedule",
     "solver",
     "quantiles",
@@ -152,6 +153,32 @@ def reduced_paper_trig_build(point):
     its trig variant, docs/theory.md §4)."""
     schedule = select(PAPER_SCHEDULES, point["schedule"], point["d"], kappa=point["kappa"], form="trig")
     return (_reduced_gm(point), *schedule)
+class ReducedCWBuild:
+    """The CW reduction (:class:`~nsjax.cw_reduction.QuantileReducedCW`, ``nodes`` graded nodes) of
+    ``(theta, h)`` at traced ``d``; paper schedule at ``(schedule, d, kappa)``."""
+
+    __slots__ = ("theta", "h", "nodes")
+
+    def __init__(self, theta: float, h: float, nodes: int):
+        self.theta, self.h, self.nodes = float(theta), float(h), int(nodes)
+
+    def __call__(self, point):
+        from ..cw_reduction import QuantileReducedCW
+
+        system = QuantileReducedCW(CurieWeiss(2, self.theta, self.h), nodes=self.nodes, dim=point["d"])
+        return (system, *_paper_schedule(point))
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ReducedCWBuild) and (self.theta, self.h, self.nodes) == (
+            other.theta, other.h, other.nodes)
+
+    def __hash__(self) -> int:
+        return hash((self.theta, self.h, self.nodes))
+
+
+def reduced_cw_paper_build(cfg: Config) -> ReducedCWBuild:
+    """The reduced-CW build of ``cfg`` (``theta``, ``h``, ``cw_reduced_nodes``)."""
+    return ReducedCWBuild(cfg.theta, cfg.h, cfg.cw_reduced_nodes)
 
 
 def reduced_standard_build(point):

@@ -122,6 +122,13 @@ class Config:
     learned_kmode_dim: int = 1000
     learned_kmode_particles: int = 2000
     """Full particles of the K-mode column (``0``: no K-mode column)."""
+    cw_reduced_dims: tuple[float, ...] = ()
+    """Dimensions of the reduced-CW study (``()``: off, as for a plain ``Config``; every mode of
+    :func:`config_for` turns it on: :data:`CW_REDUCED_DIMS` by default)."""
+    cw_reduced_quantiles: int = 64
+    cw_reduced_nodes: int = 64
+    cw_reduced_max_steps: int = 256
+    cw_reduced_limit_steps: int = 64
 
     def __post_init__(self):
         for f in fields(self):
@@ -198,10 +205,14 @@ LEARNED_PER_D = tuple(f"per_d/vp_heun6_d{d}.json" for d in ("1e3", "1e6"))
 _LEARNED = {"learned_files": LEARNED_FILES, "learned_per_d": LEARNED_PER_D}
 
 
+CW_REDUCED_DIMS = tuple(10.0**k for k in range(3, 10))
+"""``d`` of the default run's reduced-CW study (1e3 .. 1e9)."""
+
+
 def config_for(mode: str) -> Config:
     """The sizes of ``mode`` in ``{"quick", "default", "full"}``."""
     if mode == "default":
-        return Config(mode, **_LEARNED)
+        return Config(mode, cw_reduced_dims=CW_REDUCED_DIMS, **_LEARNED)
     if mode == "quick":
         return Config(
             mode,
@@ -234,6 +245,11 @@ def config_for(mode: str) -> Config:
             learned_max_steps=64,
             learned_kmode_particles=500,
             **_LEARNED,
+            cw_reduced_dims=(1e3, 1e6),
+            cw_reduced_quantiles=32,
+            cw_reduced_nodes=64,
+            cw_reduced_max_steps=64,
+            cw_reduced_limit_steps=16,
         )
     if mode == "full":
         return Config(
@@ -267,5 +283,9 @@ def config_for(mode: str) -> Config:
             learned_max_steps=1024,
             learned_kmode_particles=25_000,
             **_LEARNED,
+            cw_reduced_dims=tuple(10.0**k for k in range(3, 13)),
+            cw_reduced_quantiles=256,
+            cw_reduced_nodes=128,
+            cw_reduced_max_steps=16384,
         )
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

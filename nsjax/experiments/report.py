@@ -281,6 +281,14 @@ def _learned(res: Results) -> list[str]:
     return report_lines(res.learned)
 
 
+def _cw_reduced(res: Results) -> list[str]:
+    if res.cw_reduced is None:
+        return []
+    from .cw_reduced import report_lines
+
+    return report_lines(res.cw_reduced)
+
+
 def render(res: Results) -> str:
     """The report: method, dichotomy, steps versus ``d``, particles, feature tables, adaptive
     solvers, Figures 1-2, sweep versus loop, runtime."""
@@ -294,6 +302,7 @@ def render(res: Results) -> str:
         _solver_study,
         _tolerance,
         _learned,
+        _cw_reduced,
         _paper_figures,
         _closing,
     )

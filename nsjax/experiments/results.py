@@ -52,6 +52,8 @@ class Results:
     split: Any = None
     """The standard schedules split (:class:`.standard_split.StandardSplitStudy`; ``None``: off)."""
     learned: Any = None
+    cw_reduced: Any = None
+    """The reduced-CW study (:class:`nsjax.experiments.cw_reduced.CWReducedStudy`; ``None``: off)."""
     """The learned-schedules section (:class:`nsjax.experiments.learned.LearnedStudy`; ``None``: off)."""
 
     @property
@@ -163,6 +165,8 @@ class Results:
             out["standard_split"] = self.split.to_json()
         if self.learned is not None:
             out["learned"] = self.learned.to_json()
+        if self.cw_reduced is not None:
+            out["cw_reduced"] = self.cw_reduced.to_json()
         dich = self.dichotomy
         out["dichotomy"] = {
             "d": dich.d,

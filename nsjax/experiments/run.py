@@ -88,6 +88,11 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         from . import learned as learned_section
 
         learned = timed("learned", learned_section.learned_study, cfg, progress)
+    cw_reduced = None
+    if cfg.cw_reduced_dims:
+        from . import cw_reduced as cw_reduced_section
+
+        cw_reduced = timed("cw_reduced", cw_reduced_section.cw_reduced_study, cfg, progress)
     dichotomy = studies.dichotomy(cfg, paper, cw)
     paths = (fig1.path, fig2.path) + figures.result_figures(cfg, folder, paper, standard, cw, adaptive)
     if tolerance is not None:
@@ -98,6 +103,8 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         paths += (standard_split.figure(split, folder),)
     if learned is not None:
         paths += learned_section.figures(learned, folder)
+    if cw_reduced is not None:
+        paths += (cw_reduced_section.cw_reduced_figure(cw_reduced, folder),)
     runtime["total_s"] = time.perf_counter() - start
     results = Results(
         config=cfg,
@@ -119,6 +126,7 @@ def run(cfg: Config, folder: str, progress=tqdm_progress) -> Results:
         tolerance=tolerance,
         split=split,
         learned=learned,
+        cw_reduced=cw_reduced,
     )
     document = results.to_json()
     validate(document)

@@ -238,6 +238,11 @@ CONFIG = Record(
         "trig_solvers": List(STR),
         "trig_dims": List(NUM),
         "split": BOOL,
+        "cw_reduced_dims": List(NUM),
+        "cw_reduced_quantiles": INT,
+        "cw_reduced_nodes": INT,
+        "cw_reduced_max_steps": INT,
+        "cw_reduced_limit_steps": INT,
         "split_dims": List(NUM),
         "split_quantiles": INT,
         "learned_files": List(STR),
@@ -300,6 +305,21 @@ LEARNED = Record(
     }
 )
 """The ``learned`` entry (:class:`nsjax.experiments.learned.LearnedStudy`)."""
+_CW_FEATURES = {"schedule": STR, "solver": STR, "d": NUM, "p_hat": NUM, "p_error": NUM,
+                "m_abs_ratio": NUM, "spread_ratio": NUM}
+CW_REDUCED = Record(
+    {
+        "dims": List(NUM),
+        "max_steps": INT,
+        "quantiles": INT,
+        "nodes": INT,
+        "steps": Map(Map(Opt(INT)), RUN),
+        "rows": List(Record({**_CW_FEATURES, "N": INT, "ok": BOOL})),
+        "limit": List(Record(_CW_FEATURES)),
+        "limit_steps": INT,
+        "seconds": NUM,
+    }
+)
 RESULTS = Record(
     {
         "schema_version": INT,
@@ -422,6 +442,7 @@ RESULTS = Record(
             }
         ),
         "learned": LEARNED,
+        "cw_reduced": CW_REDUCED,
         "solver_study": Record(
             {
                 "dims": List(NUM, min_length=1),
