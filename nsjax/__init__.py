@@ -28,6 +28,7 @@ from . import (
 from .ensemble import SampleResult, sample
 from .features import estimate
 from .interpolants import Linear, Trig, ve, vp
+from .cw_reduction import ReducedCW
 from .reduction import ReducedGM
 from .registry import Preset, preset
 from .schedules import DDPM, EDM, VESDE, VPSDE, Constant, Cosine, DilatedVE, DilatedVP, Selected
@@ -57,6 +58,7 @@ __all__ = [
     "Particles",
     "PieceSteps",
     "Preset",
+    "ReducedCW",
     "ReducedGM",
     "SampleResult",
     "Save",

@@ -109,7 +109,7 @@ def test_sample_cw_and_reduced_engine(capsys):
         (["--kappa", "0"], "--kappa"),
         (["--particles", "2.5"], "--particles"),
         (["--solver", "leapfrog"], "--solver"),
-        (["--target", "cw", "--engine", "reduced"], "--engine"),
+        (["--engine", "fast"], "--engine"),
         (["--kappa", "50", "--d", "100"], "--kappa"),
     ],
 )

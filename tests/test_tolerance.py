@@ -28,6 +28,7 @@ def linear_euler():
     return rows, exact_features(builds.reduced_paper_build, _params(rows, CFG), STEPS, "euler")
 
 
+@pytest.mark.x64
 def test_exact_features_equal_stratified_particles(linear_euler):
     """Stratified quantiles z_i = Phi^-1((i + 1/2)/n) are a midpoint rule in probability: p_hat is
     off by at most one cell (1/n) and sigma2_hat by the cell holding the jump of sign(u_1),
@@ -46,6 +47,7 @@ def test_exact_features_equal_stratified_particles(linear_euler):
         assert exact["valid"][0, j] and exact["crossings"][0, j] == 1
 
 
+@pytest.mark.x64
 def test_dilated_ve_euler_floor_law_at_large_d(linear_euler):
     """sigma2_hat/sigma2 = a - b/N + c/N^2 at d = 1e12: Richardson from (N, 2N) gives
     a + O(c/N^2) and b + O(c/N); with |c| <= 100 (a bound on the remainder) and N = 512,
@@ -60,6 +62,7 @@ def test_dilated_ve_euler_floor_law_at_large_d(linear_euler):
     assert a == pytest.approx(9 / 9.25)
 
 
+@pytest.mark.x64
 def test_steps_to_eps_needs_the_tolerance_to_hold_from_n_on():
     """A lucky zero crossing of the error does not count, and N(eps) never decreases as eps shrinks."""
     steps = [4, 8, 16, 32, 64]
@@ -73,6 +76,7 @@ def test_steps_to_eps_needs_the_tolerance_to_hold_from_n_on():
     assert reached == sorted(reached) and found[: len(reached)] == reached
 
 
+@pytest.mark.x64
 def test_trig_dilations_at_two_dimensions():
     """On the trig interpolant dilated VP keeps d-free errors (a d -> inf limit: phase 2 starts at
     tau = kappa/sqrt(d), so the 1e6 and 1e10 errors agree to O(kappa/sqrt(d)); bound 10 kappa/sqrt(d)
@@ -89,6 +93,7 @@ def test_trig_dilations_at_two_dimensions():
     assert s_err[2] > 0 and s_err[3] > 100 * s_err[2]
 
 
+@pytest.mark.x64
 def test_heun_prediction_matches_the_derived_growth():
     """x >> kappa: sigma2_hat/sigma2 -> sigma2^2 d / (N^2 (kappa^2 + sigma2)^3)."""
     d, n = 1e20, 16

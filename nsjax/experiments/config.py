@@ -87,7 +87,7 @@ class Config:
     solver_study_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
     solver_study_quantiles: int = 1024
     solver_study_max_steps: int = 512
-    tolerance: bool = True
+    tolerance: bool = False
     """The tolerance study (:mod:`nsjax.experiments.tolerance`); the fields below size it."""
     tolerance_solvers: tuple[str, ...] = ("euler", "heun")
     tolerance_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
@@ -102,7 +102,7 @@ class Config:
     heun_growth_dims: tuple[float, ...] = (1e10, 1e11, 1e12)
     trig_solvers: tuple[str, ...] = ("heun",)
     trig_dims: tuple[float, ...] = (1e3, 1e6, 1e9)
-    split: bool = True
+    split: bool = False
     """The standard schedules split into allocation and start point (``standard_split``)."""
     split_dims: tuple[float, ...] = (1e3, 1e5, 1e7, 1e9)
     split_quantiles: int = 256
@@ -212,7 +212,7 @@ CW_REDUCED_DIMS = tuple(10.0**k for k in range(3, 10))
 def config_for(mode: str) -> Config:
     """The sizes of ``mode`` in ``{"quick", "default", "full"}``."""
     if mode == "default":
-        return Config(mode, cw_reduced_dims=CW_REDUCED_DIMS, **_LEARNED)
+        return Config(mode, tolerance=True, split=True, cw_reduced_dims=CW_REDUCED_DIMS, **_LEARNED)
     if mode == "quick":
         return Config(
             mode,
@@ -238,7 +238,7 @@ def config_for(mode: str) -> Config:
             floor_kappas=(3.0,),
             floor_sigma2s=(0.25,),
             trig_solvers=(),
-            split=False,
+            tolerance=True,
             learned_dims=(1e3, 1e9),
             learned_gm_targets=((0.8, 0.25),),
             learned_quantiles=256,
@@ -254,6 +254,8 @@ def config_for(mode: str) -> Config:
     if mode == "full":
         return Config(
             mode,
+            tolerance=True,
+            split=True,
             reduction_dims=tuple(10.0**k for k in range(3, 13)),
             quantiles=4096,
             max_steps_paper=131072,
