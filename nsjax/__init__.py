@@ -25,10 +25,10 @@ from . import (
     systems,
     targets,
 )
+from .cw_reduction import ReducedCW
 from .ensemble import SampleResult, sample
 from .features import estimate
 from .interpolants import Linear, Trig, ve, vp
-from .cw_reduction import ReducedCW
 from .reduction import ReducedGM
 from .registry import Preset, preset
 from .schedules import DDPM, EDM, VESDE, VPSDE, Constant, Cosine, DilatedVE, DilatedVP, Selected

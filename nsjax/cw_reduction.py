@@ -62,11 +62,10 @@ from ._checks import check_dim
 from ._types import Array, Float
 from .features import Feature
 from .systems import AbstractSystem
-from .targets.curie_weiss import CurieWeiss, magnetization_law
+from .targets.curie_weiss import CurieWeiss, cw_features, magnetization_law
 from .targets.cw_posteriors import (
     _clipped_tanh,
     _hermite_rule,
-    _log_cosh,
     _log_cosh_near0,
     _mixture_log_rule,
     _tanh_minus_id,
@@ -405,14 +404,7 @@ class ReducedCW(AbstractSystem):
 
     def features(self, stats: dict[str, np.ndarray]) -> dict[str, Feature]:
         """:meth:`CurieWeiss.features` with :func:`cw_reference` (any ``d``): for :func:`nsjax.estimate`."""
-        ref = self.reference()
-        mag = np.asarray(stats["magnetization"])
-        return {
-            "p": Feature(mag > 0, ref["p"], relative=False),
-            "m_abs": Feature(np.abs(mag), ref["m_abs"], relative=True),
-            "spread": Feature(np.asarray(stats["spread"]), ref["spread"], relative=True),
-            "spin_error": Feature(np.asarray(stats["spin_error"]), ref["spin_error"], relative=False),
-        }
+        return cw_features(stats, self.reference())
 
 
 class QuantileReducedCW(ReducedCW):

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_dim, check_dtype, check_positive
-from .start import with_start
 from ._types import PRNGKeyArray
 from .compilation import jit
 from .diagnostics import memory_report
@@ -31,7 +30,8 @@ from .interpolants import AbstractInterpolant
 from .schedules import AbstractSchedule
 from .solve import Save, check_solve, save_times, solve
 from .solvers import evaluations_per_step
-from .systems import AbstractSystem, as_system
+from .start import with_start
+from .systems import AbstractSystem
 from .targets.base import AbstractTarget
 
 __all__ = ["SampleResult", "sample", "check_dtype"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nsjax import schedules as S
-from nsjax.experiments import builds, config_for, schema
+from nsjax.experiments import builds, schema
 from nsjax.experiments.results import to_plain
 from nsjax.experiments.standard_split import StandardSplitStudy, attribution, report_lines
 from nsjax.interpolants import make_interpolant

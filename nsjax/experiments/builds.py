@@ -26,8 +26,8 @@ from ..interpolants import make_interpolant
 from ..reduction import ReducedGM
 from ..registry import PAPER_SCHEDULES, make_schedule, preset, select
 from ..schedules import Selected, ZeroSNR
-from ..start import MarginalStart, start_signal
 from ..solvers import make_solver
+from ..start import MarginalStart, start_signal
 from ..sweeps import QuantileReducedGM, normal_quantiles, sweep
 from ..targets import CurieWeiss, GaussianMixture
 from ..targets.base import AbstractTarget

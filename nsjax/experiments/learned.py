@@ -448,7 +448,7 @@ def figures(study: LearnedStudy, folder: str) -> tuple[str, ...]:
                 continue
             own = study.files[name]["dims"]
             single = len(own) == 1
-            for k, (dkey, curves) in enumerate(entry["d"].items()):
+            for dkey, curves in entry["d"].items():
                 if single and float(dkey) != float(own[0]):
                     continue  # a per-d file: its own d only
                 color = cmap(math.log10(float(dkey)) / 13)
@@ -490,7 +490,7 @@ def report_lines(study: LearnedStudy) -> list[str]:
     dims = [dim_key(d) for d in study.dims]
     lines = ["## Learned schedules (exact GM reduction; transfer)", ""]
     lines += ["Files (`nsjax optimize`, loaded, not re-optimised):", ""]
-    for name, f in study.files.items():
+    for f in study.files.values():
         lines.append(
             f"- `{f['file']}`: {f['noise'].upper()}, {f['solver']}, {f['steps']} steps ({f['nfe']} NFE), "
             f"κ = {f['kappa']:.3g}, trained on {f['target'] or 'gm'} at d = "

@@ -112,7 +112,7 @@ def paths_figure(panels: Sequence[Mapping], path: str) -> None:
         for sign, (w, mean, sd, z, dens) in sorted(panel.get("modes", {}).items(), reverse=True):
             color = "tab:blue" if sign > 0 else "tab:orange"
             side = final[final * sign > 0]
-            label = f"M > 0" if sign > 0 else "M < 0"
+            label = "M > 0" if sign > 0 else "M < 0"
             if side.size:
                 row[2].hist((side - mean) / sd, bins=10, density=True, alpha=0.45, color=color,
                             label=f"{label}: {side.size}/{final.size} (exact weight {w:.3f})")

@@ -700,7 +700,7 @@ def report_lines(study: ToleranceStudy) -> list[str]:
             if key.startswith("ve-dilated/") and key.endswith("/trig"):
                 ds = sorted(per_d, key=float)
                 growth.append(f"{key.split('/')[1]}: sigma2_hat/sigma2 - 1 = "
-                              + ", ".join(f"{per_d[d][at]:+.3g}" for d in ds) + f" at d = "
+                              + ", ".join(f"{per_d[d][at]:+.3g}" for d in ds) + " at d = "
                               + ", ".join(f"{float(d):.0e}" for d in ds) + f", N = {study.fixed_steps}")
         lines.append(
             "Conclusion: " + "; ".join(verdict) + ". The dilated VP schedule keeps its d-free step count; the "

@@ -15,7 +15,7 @@ from ..interpolants import AbstractInterpolant
 from .base import AbstractTarget
 from .cw_posteriors import AbstractCWPosterior, as_posterior, magnetization
 
-__all__ = ["CurieWeiss", "magnetization", "magnetization_law"]
+__all__ = ["CurieWeiss", "cw_features", "magnetization", "magnetization_law"]
 
 
 def magnetization_law(dim: int, theta: float, h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +32,18 @@ def magnetization_law(dim: int, theta: float, h: float) -> tuple[np.ndarray, np.
     log_w -= log_w.max()
     w = np.exp(log_w)
     return k, w / w.sum()
+
+
+def cw_features(stats: dict[str, np.ndarray], ref: dict[str, float]) -> dict[str, Feature]:
+    """The CW features of per-particle ``stats`` (keys of :meth:`CurieWeiss.statistics`) against the
+    references ``ref`` (keys of :meth:`CurieWeiss.reference`); see :meth:`CurieWeiss.features`."""
+    mag = np.asarray(stats["magnetization"])
+    return {
+        "p": Feature(mag > 0, ref["p"], relative=False),
+        "m_abs": Feature(np.abs(mag), ref["m_abs"], relative=True),
+        "spread": Feature(np.asarray(stats["spread"]), ref["spread"], relative=True),
+        "spin_error": Feature(np.asarray(stats["spin_error"]), ref["spin_error"], relative=False),
+    }
 
 
 class CurieWeiss(AbstractTarget):
@@ -151,11 +163,4 @@ class CurieWeiss(AbstractTarget):
         """``p``: values ``1[M > 0]``, absolute error; ``m_abs``: values ``|M|``, relative error;
         ``spread``: values ``mean_i (x_i - M)^2``, reference ``1 - E[M^2]``, relative error;
         ``spin_error``: values ``mean_i (|x_i| - 1)^2``, reference 0, absolute (it is itself an error)."""
-        ref = self.reference()
-        mag = np.asarray(stats["magnetization"])
-        return {
-            "p": Feature(mag > 0, ref["p"], relative=False),
-            "m_abs": Feature(np.abs(mag), ref["m_abs"], relative=True),
-            "spread": Feature(np.asarray(stats["spread"]), ref["spread"], relative=True),
-            "spin_error": Feature(np.asarray(stats["spin_error"]), ref["spin_error"], relative=False),
-        }
+        return cw_features(stats, self.reference())
