@@ -23,6 +23,7 @@ def study():
     return solver_study(cfg)
 
 
+@pytest.mark.x64
 def test_solver_study_table(study):
     keys = set(study.nfe_to_tolerance)
     assert keys == {f"{s}/unipc" for s in ("vp", "ve", "vp-dilated", "ve-dilated")}
@@ -39,6 +40,7 @@ def test_solver_study_table(study):
         assert study.flat[key] == expected
 
 
+@pytest.mark.x64
 def test_solver_study_json_and_report(study):
     schema.RESULTS.optional["solver_study"].check(study.to_json(), "solver_study")
     text = "\n".join(_solver_study(types.SimpleNamespace(solvers=study)))
