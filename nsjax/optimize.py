@@ -126,7 +126,9 @@ def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
     if name == "adam":
         return optax.adam(learning_rate)
     if name == "lbfgs":
-        return optax.lbfgs()
+        # optax's default zoom line search differentiates value_fn in reverse mode, which the
+        # forward-mode objectives cannot (diffrax's while loops); backtracking needs values only.
+        return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20))
     raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {name!r}")
 
 

@@ -222,6 +222,15 @@ def test_optax_lowers_the_objective_from_the_paper_dilation(gm, tmp_path):
     assert "git_revision" in record and "created" in record
 
 
+@pytest.mark.x64
+def test_lbfgs_lowers_the_objective_with_a_value_only_line_search(gm):
+    """optax.lbfgs's default (zoom) line search differentiates in reverse mode, which the
+    forward-mode objective cannot: ``optimizer="lbfgs"`` failed before its line search was swapped."""
+    objective = gm_objective(gm, [D], solver=make_solver("euler"), steps=STEPS)
+    result = optimize(objective, TwoPhase.init("vp", D, num_coefficients=2), optimizer="lbfgs", num_steps=6)
+    assert result.best_loss < 0.5 * result.history[0]
+
+
 @pytest.mark.parametrize(
     "edit,match",
     [
