@@ -119,7 +119,22 @@ def _file_entry(name: str) -> ScheduleEntry:
     from .schedule_files import load_schedule, read_schedule
 
     record = read_schedule(name)
-    return ScheduleEntry(name, record["noise"], (), lambda dim, c: load_schedule(name, dim))
+
+    def factory(dim, c):
+        # the file's noise fixes c: 1 (VP) or sqrt(d) (VE); a concrete mismatch is an error
+        want = 1.0 if record["noise"] == "vp" else math.sqrt(float(dim)) if _concrete(dim) else None
+        if want is not None and _concrete(c) and not math.isclose(float(c), want, rel_tol=1e-6):
+            raise ValueError(
+                f"schedule file {name[5:]!r} is for {record['noise']} noise (noise_scale {want:g}), "
+                f"got noise_scale {float(c):g}: use the {record['noise'].upper()} interpolant"
+            )
+        return load_schedule(name, dim)
+
+    return ScheduleEntry(name, record["noise"], (), factory)
+
+
+def _concrete(value: Any) -> bool:
+    return not isinstance(value, jax.core.Tracer) and value is not None
 
 
 def resolve(name: str) -> ScheduleEntry:
