@@ -3,6 +3,8 @@
 - Float32, what users run, is the default: a test runs with ``jax_enable_x64`` only when it is
   marked ``@pytest.mark.x64`` (a float64 oracle, or a float64 run by request). The mode is set
   before the test's fixtures, so module-scoped fixtures built for an x64 test are float64 too.
+- Hypothesis draws fixed examples (profile ``ci``, derandomised); ``HYPOTHESIS_PROFILE=explore``
+  searches more.
 - One persistent XLA compilation cache per test session (a fresh temporary folder, inherited by
   the command-line tests' subprocesses through ``JAX_COMPILATION_CACHE_DIR``): a program that
   several tests or subprocesses compile identically is compiled once. Results cannot depend on
@@ -16,6 +18,13 @@ import tempfile
 
 import jax
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (CI must not pass or fail by chance); run
+# with --hypothesis-seed=N or HYPOTHESIS_PROFILE=explore to search further.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="nsjax-test-xla-cache-")

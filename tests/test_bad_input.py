@@ -421,6 +421,7 @@ def test_process_schedule_properties(a, b):
 
 @PROP
 @given(st.lists(FLOATS, min_size=1, max_size=4))
+@pytest.mark.x64  # the oracle judges float64 weights (1e-300 > 0 is 0 in float32: a valid refusal)
 def test_kmode_weights_property(ws):
     def valid(ws):
         w = np.asarray(ws)

@@ -70,13 +70,16 @@ def _warp_checks(coefficients):
 @pytest.mark.x64
 def test_warp_is_monotone_with_exact_ends_and_its_rate_is_its_derivative(coefficients):
     """Any coefficients (|a_k| <= 1.5: 40 Gauss nodes integrate e^f to < 1e-12 relative) give a
-    strictly increasing map with exact ends and rate = autodiff of W (to that quadrature error)."""
+    strictly increasing map with exact ends and rate = autodiff of W. Autodiff differentiates the
+    moving-node rule, i.e. integrates (u e^f(u))' by the same 40 nodes, a less smooth integrand:
+    5e-10 relative was seen at t = 1 (a random draw in CI), so 1e-8; a wrong normaliser or node
+    map is an O(1) error."""
     w, w_c, rate, autodiff = (np.asarray(a) for a in _warp_checks(jnp.asarray(coefficients)))
     assert w[0] == 0.0 and w_c[-1] == 0.0
     assert abs(w[-1] - 1.0) <= 1e-14 and abs(w_c[0] - 1.0) <= 1e-14
     assert np.all(np.diff(w) > 0) and np.all(rate > 0)
     np.testing.assert_allclose(w + w_c, 1.0, atol=1e-12)
-    np.testing.assert_allclose(rate, autodiff, rtol=1e-10)
+    np.testing.assert_allclose(rate, autodiff, rtol=1e-8)
 
 
 def test_float32_keeps_both_ends_at_d_1e12():
