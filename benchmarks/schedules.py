@@ -94,6 +94,23 @@ def _system(d):
     return QuantileReducedGM(GaussianMixture(dim=2, p=P, sigma2=SIGMA2), dim=d)
 
 
+def _step_to(term, solver, knots, y0, saveat):
+    """One solver step per interval of ``knots`` (tau-time), saved at ``saveat``."""
+    sol = diffrax.diffeqsolve(
+        term,
+        solver,
+        knots[0],
+        knots[-1],
+        None,
+        y0,
+        stepsize_controller=diffrax.StepTo(ts=knots),
+        max_steps=knots.shape[0] - 1,
+        saveat=saveat,
+        throw=False,
+    )
+    return sol.ys
+
+
 @functools.partial(jax.jit, static_argnames=("solver_name", "ends"))
 def _run_list(taus, d, c, z, solver_name, ends):
     """A tau list stepped on its knots (tau-time, one Runge–Kutta step per interval)."""
@@ -102,19 +119,8 @@ def _run_list(taus, d, c, z, solver_name, ends):
 
     def one(zi):
         y0 = system.init(zi, c * interpolant.alpha(taus[0], 1 - taus[0]), jnp.float64)
-        sol = diffrax.diffeqsolve(
-            term,
-            make_solver(solver_name),
-            taus[0],
-            taus[-1],
-            None,
-            y0,
-            stepsize_controller=diffrax.StepTo(ts=taus),
-            max_steps=taus.shape[0] - 1,
-            saveat=diffrax.SaveAt(t1=True),
-            throw=False,
-        )
-        y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
+        ys = _step_to(term, make_solver(solver_name), taus, y0, diffrax.SaveAt(t1=True))
+        y = jax.tree.map(lambda leaf: leaf[-1], ys)
         if not ends:
             y = system.denoise(interpolant, taus[-1], 1 - taus[-1], y)
         return y
@@ -239,19 +245,7 @@ def _teacher(taus, d, c, z, sub):
 
     def one(zi):
         y0 = system.init(zi, c, jnp.float64)
-        sol = diffrax.diffeqsolve(
-            term,
-            make_solver("heun"),
-            taus[0],
-            taus[-1],
-            None,
-            y0,
-            stepsize_controller=diffrax.StepTo(ts=fine),
-            max_steps=fine.shape[0] - 1,
-            saveat=diffrax.SaveAt(ts=taus),
-            throw=False,
-        )
-        return sol.ys
+        return _step_to(term, make_solver("heun"), fine, y0, diffrax.SaveAt(ts=taus))
 
     return jax.vmap(one)(z)
 

@@ -54,6 +54,7 @@ __all__ = [
     "solver",
     "quantiles",
     "sweep",
+    "ladder_sweep",
     "two_phase",
     "LearnedBuild",
     "kmode_target",
@@ -308,6 +309,20 @@ def named_schedule(name: str, dim: int, kappa: float):
 def solver(name: str):
     """The solver called ``name`` (``euler``, ``heun``, ``tsit5``, ...)."""
     return make_solver(name)
+
+
+def ladder_sweep(
+    build, params, z, ladder: Sequence[int], solver_name: str, bar, stop, *, cap=None, **kwargs
+):
+    """:func:`sweep` of ``build`` up the step ``ladder`` with the solver called ``solver_name``
+    (adaptive ones capped at ``4 cap`` steps, ``cap = max(ladder)`` by default), ticking ``bar``
+    and closing it at the end; ``stop(i, result)`` ends the climb (see :func:`nsjax.sweeps.sweep`)."""
+    cap = max(ladder) if cap is None else cap
+    try:
+        return sweep(build, params, z, steps=ladder, solver=solver(solver_name),
+                     max_steps=4 * cap, progress=bar.update, stop=stop, **kwargs)
+    finally:
+        bar.close()
 
 
 def quantiles(n: int) -> np.ndarray:

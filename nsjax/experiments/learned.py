@@ -245,17 +245,7 @@ def learned_study(cfg: Config, progress: Progress = silent) -> LearnedStudy:
                                        _finite(f["p_error"]), _finite(f["sigma2_error"])))
             return bool(passed[: i + 1].any(0).all())
 
-        builds.sweep(
-            builds.LearnedBuild(noise, split, num),
-            params,
-            z,
-            steps=ladder,
-            solver=builds.solver(solver_name),
-            max_steps=4 * max(ladder),
-            progress=bar.update,
-            stop=stop,
-        )
-        bar.close()
+        builds.ladder_sweep(builds.LearnedBuild(noise, split, num), params, z, ladder, solver_name, bar, stop)
         found = steps_to_tolerance(ladder, passed)
         for g, (name, label, p, s2, d) in enumerate(names):
             key, n = f"{name}/{solver_name}", found[g]
@@ -321,18 +311,9 @@ def _kmode(cfg, noise, solver_name, split, num, members, ladder, rows, transfer,
             rows.append(LearnedRow(name, solver_name, "kmode", float(d), lad[i], nfe[i, g], error, ok))
         return bool(passed[: i + 1].any(0).all())
 
-    builds.sweep(
-        builds.LearnedBuild(noise, split, num, target),
-        params,
-        keys,
-        steps=lad,
-        solver=builds.solver(solver_name),
-        dtype=jnp.float32,
-        max_steps=4 * max(lad),
-        progress=bar.update,
-        stop=stop,
+    builds.ladder_sweep(
+        builds.LearnedBuild(noise, split, num, target), params, keys, lad, solver_name, bar, stop, dtype=jnp.float32
     )
-    bar.close()
     found = steps_to_tolerance(lad, passed)
     for g, name in enumerate(names):
         n = found[g]

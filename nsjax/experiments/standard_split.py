@@ -153,17 +153,9 @@ def standard_split_study(cfg: Config, progress: Progress = silent) -> StandardSp
                 passed[i, g] = ok and result.nonfinite[i, g] == 0
             return bool(passed[: i + 1].any(0).all())
 
-        result = builds.sweep(
-            builds.reduced_split_build,
-            grid.params,
-            z,
-            steps=ladder,
-            solver=builds.solver(solver_name),
-            max_steps=4 * max_n,
-            progress=bar.update,
-            stop=stop,
+        result = builds.ladder_sweep(
+            builds.reduced_split_build, grid.params, z, ladder, solver_name, bar, stop, cap=max_n
         )
-        bar.close()
         done = len(result.steps)
         timings[f"standard_split_{solver_name}"] = SweepTiming(
             first_call_s=result.run_seconds[0],

@@ -364,17 +364,7 @@ def reduction_study(cfg: Config, kind: str, progress: Progress = silent) -> Redu
             idx = [j for j in range(i + 1) if steps[j] in ladder]
             return bool(n >= max(TABLE_STEPS) and passed[idx].any(0).all())
 
-        result = builds.sweep(
-            build,
-            grid.params,
-            z,
-            steps=steps,
-            solver=builds.solver(solver_name),
-            max_steps=4 * max_n,
-            progress=bar.update,
-            stop=stop,
-        )
-        bar.close()
+        result = builds.ladder_sweep(build, grid.params, z, steps, solver_name, bar, stop, cap=max_n)
         timings[f"reduction_{kind}_{solver_name}"] = SweepTiming(
             first_call_s=result.run_seconds[0],
             total_s=float(sum(result.run_seconds)),
@@ -700,17 +690,7 @@ def solver_study(cfg: Config, progress: Progress = silent) -> SolverStudy:
                         dich.setdefault(solver_name, {})[name] = (bool(p_ok), bool(s_ok))
                 return bool(ladder[i] >= DICHOTOMY_STEPS and passed[: i + 1].any(0).all())
 
-            result = builds.sweep(
-                build,
-                grid.params,
-                z,
-                steps=ladder,
-                solver=builds.solver(solver_name),
-                max_steps=4 * max(ladder),
-                progress=bar.update,
-                stop=stop,
-            )
-            bar.close()
+            result = builds.ladder_sweep(build, grid.params, z, ladder, solver_name, bar, stop)
             timings[f"solvers_{kind}_{solver_name}"] = SweepTiming(
                 first_call_s=result.run_seconds[0],
                 total_s=float(sum(result.run_seconds)),
