@@ -4,9 +4,11 @@
 GMs only (the members are in the file's ``target.family``). This script measures
 
 (a) the exact errors (:func:`nsjax.optimize.gm_table`, no sampling error) of the family-trained
-    file(s), the one-GM-trained ``vp_heun6.json``, the K-mode-trained ``kmode_vp_heun6.json`` and
+    files (``gmfam_dr_vp_heun6.json`` also trained with ``--dim-ratios 0.5,1``: each GM also at
+    d / 2 with the schedule tuned for d), the one-GM-trained ``vp_heun6.json``, the K-mode-trained ``kmode_vp_heun6.json`` and
     the paper's dilated VP (kappa = 3), Heun, 6 steps, on the family members, the default GM
-    (p = 0.8, sigma2 = 1/4) and held-out GMs, at d = 1e3, 1e6, 1e9, 1e12; in units of the
+    (p = 0.8, sigma2 = 1/4) and held-out GMs, at d = 1e3, 1e6, 1e9, 1e12 (and the same GMs at d / 2
+    with the schedule tuned for d: ``dim_ratio`` 0.5); in units of the
     tolerance: ``|p_error| / 0.01`` and ``|sigma2_error| / 0.02`` (pass: both <= 1);
 (b) on the K-mode mixture (weights 0.5/0.3/0.2, variances 0.25/0.5/1), the NFE to tolerance of the
     family-trained file(s) with ``benchmarks/transfer.py``'s :func:`nfe_to_tolerance` at its
@@ -46,10 +48,11 @@ from nsjax.solvers import make_solver  # noqa: E402
 
 LEARNED = os.path.join(HERE, "results", "learned")
 FAMILY_FILES = {
-    "gmfam-learned-6": os.path.join(LEARNED, "gmfam_vp_heun6.json"),
-    "gmfam-learned-8": os.path.join(LEARNED, "gmfam_vp_heun8.json"),
+    "gmfam-learned": os.path.join(LEARNED, "gmfam_vp_heun6.json"),
+    "gmfam-dr-learned": os.path.join(LEARNED, "gmfam_dr_vp_heun6.json"),
 }
 DIMS = (1e3, 1e6, 1e9, 1e12)
+RATIOS = (1.0, 0.5)  # the GM at a*d, the schedule tuned for d (1/2: a K-mode pair of modes)
 DEFAULT_GM = (0.8, 0.25)
 # Held out (not in the family): the GM on which vp_heun6.json needs 32 NFE (p = 0.3, sigma2 = 2),
 # and the corners of p in {0.5, 0.8, 0.9} x sigma2 in {0.25, 2} not in the family.
@@ -60,27 +63,34 @@ def _rel(path: str) -> str:
     return os.path.relpath(path, os.path.dirname(HERE))
 
 
-def exact_table(schedules: dict, members: list[tuple[float, float]], dims=DIMS) -> dict:
-    """``{schedule: [{p, sigma2, d, p_error, sigma2_error, p_ratio, sigma2_ratio, pass}]}``: one
-    compiled program per schedule (``gm_table`` over the members and ``dims``), Heun."""
+def exact_table(schedules: dict, members: list[tuple[float, float]], dims=DIMS, ratios=RATIOS) -> dict:
+    """``{schedule: {"rows": [{p, sigma2, d, dim_ratio, p_error, sigma2_error, p_ratio,
+    sigma2_ratio, pass}], ...}}``: one compiled program per schedule (``gm_table`` over the
+    members, ``dims`` and ``ratios``), Heun; ``worst`` = the largest error/tol over the rows with
+    ``dim_ratio = 1`` (``worst_all``: all rows)."""
     targets = [GaussianMixture(dim=int(min(dims)), p=p, sigma2=s2) for p, s2 in members]
     out = {}
     for name, (steps, schedule) in schedules.items():
         t0 = time.perf_counter()
-        errors = gm_table(targets, schedule, dims, solver=make_solver("heun"), steps=steps)
+        errors = gm_table(targets, schedule, dims, solver=make_solver("heun"), steps=steps, dim_ratios=ratios)
         p_err, s2_err = np.asarray(errors.p_error), np.asarray(errors.sigma2_error)
         rows = []
         for i, (p, s2) in enumerate(members):
             for j, d in enumerate(dims):
-                pr, sr = abs(p_err[i, j]) / P_TOL, abs(s2_err[i, j]) / S2_TOL
-                rows.append(
-                    {"p": p, "sigma2": s2, "d": d, "steps": steps, "p_error": float(p_err[i, j]),
-                     "sigma2_error": float(s2_err[i, j]), "p_ratio": float(pr), "sigma2_ratio": float(sr),
-                     "pass": bool(pr <= 1 and sr <= 1)}
-                )
-        out[name] = {"rows": rows, "seconds": time.perf_counter() - t0}
-        worst = max(max(r["p_ratio"], r["sigma2_ratio"]) for r in rows)
-        print(f"{name:18s} worst error/tol {worst:.3g} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                for k, a in enumerate(ratios):
+                    pr, sr = abs(p_err[i, j, k]) / P_TOL, abs(s2_err[i, j, k]) / S2_TOL
+                    rows.append(
+                        {"p": p, "sigma2": s2, "d": d, "dim_ratio": a, "steps": steps,
+                         "p_error": float(p_err[i, j, k]), "sigma2_error": float(s2_err[i, j, k]),
+                         "p_ratio": float(pr), "sigma2_ratio": float(sr), "pass": bool(pr <= 1 and sr <= 1)}
+                    )
+        worst = {
+            key: max(max(r["p_ratio"], r["sigma2_ratio"]) for r in rows if keep(r))
+            for key, keep in (("worst", lambda r: r["dim_ratio"] == 1.0), ("worst_all", lambda r: True))
+        }
+        out[name] = {**worst, "rows": rows, "seconds": time.perf_counter() - t0}
+        print(f"{name:18s} worst error/tol {worst['worst']:.3g} (a = 1), {worst['worst_all']:.3g} (all)"
+              f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     return out
 
 
@@ -93,7 +103,8 @@ def main(argv=None):
     files = {k: v for k, v in FAMILY_FILES.items() if os.path.exists(v)}
     if not files:
         raise SystemExit(f"no family-trained file: train {_rel(FAMILY_FILES['gmfam-learned-6'])} first")
-    family = [(m["p"], m["sigma2"]) for m in read_schedule(next(iter(files.values())))["target"]["family"]]
+    families = {k: [(m["p"], m["sigma2"]) for m in read_schedule(v)["target"]["family"]] for k, v in files.items()}
+    family = list(dict.fromkeys(m for f in families.values() for m in f))
     members = list(dict.fromkeys([*family, DEFAULT_GM, *HELD_OUT]))
     out = {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
@@ -104,7 +115,10 @@ def main(argv=None):
         "files": {k: _rel(v) for k, v in files.items()},
         "family": [{"p": p, "sigma2": s2} for p, s2 in family],
         "held_out": [{"p": p, "sigma2": s2} for p, s2 in members if (p, s2) not in family],
-        "training": {k: read_schedule(v)["optimizer"] for k, v in files.items()},
+        "training": {
+            k: {**read_schedule(v)["optimizer"], "dim_ratios": read_schedule(v)["objective"].get("dim_ratios", [1.0])}
+            for k, v in files.items()
+        },
     }
 
     # (a) exact errors; the schedules' shapes at d = 1e3 (the dimension is replaced per d).
@@ -113,7 +127,7 @@ def main(argv=None):
     schedules["gm-learned"] = (6, load_schedule(transfer.GM_FILE, dim, dtype=jnp.float64))
     schedules["kmode-learned"] = (6, load_schedule(transfer.KMODE_FILE, dim, dtype=jnp.float64))
     schedules["vp-dilated"] = (6, TwoPhase.init("vp", dim, kappa=transfer.KAPPA, num_coefficients=4, dtype=jnp.float64))
-    out["exact"] = {"dims": list(DIMS), "schedules": exact_table(schedules, members)}
+    out["exact"] = {"dims": list(DIMS), "dim_ratios": list(RATIOS), "schedules": exact_table(schedules, members)}
 
     # (b) the K-mode mixture, at transfer.py's defaults.
     if not args.no_kmode:

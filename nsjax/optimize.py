@@ -3,7 +3,9 @@
 The trainable parameters are the array leaves of a :class:`~nsjax.schedules.TwoPhase` (``log_kappa``
 and the two warps' coefficients); its ``dim`` is a Python float and stays fixed. An objective is any
 scalar function of the schedule; :func:`gm_objective` builds the exact one of
-:mod:`nsjax.objectives` over a grid of dimensions, so that one schedule serves every ``d``.
+:mod:`nsjax.objectives` over a grid of dimensions, so that one schedule serves every ``d``, and
+over a family of GM targets (``nsjax optimize --family p:sigma2,...``), so that it serves their
+range of mode weights and variances rather than one GM.
 
 The default optimiser is Adam (``optax.adam``, learning rate 0.05) with the best iterate kept and
 early stopping after ``patience`` steps without improvement; ``"lbfgs"`` (``optax.lbfgs`` with its
@@ -57,7 +59,9 @@ def at_dim(schedule: TwoPhase, dim: Any) -> TwoPhase:
     )
 
 
-def _gm_errors_at(target, schedule, dim, solver, steps, adjoint) -> GMErrors:
+def _gm_errors_at(target, schedule, dim, solver, steps, adjoint, target_dim=None) -> GMErrors:
+    """Errors of ``schedule`` tuned for ``dim`` (its dilation and noise scale) on ``target`` at
+    ``target_dim`` (default ``dim``)."""
     c = noise_scale(schedule.noise, dim)
     return gm_errors(
         target,
@@ -65,7 +69,7 @@ def _gm_errors_at(target, schedule, dim, solver, steps, adjoint) -> GMErrors:
         at_dim(schedule, dim),
         steps=steps,
         solver=solver,
-        dim=dim,
+        dim=dim if target_dim is None else target_dim,
         adjoint=adjoint,
     )
 
@@ -96,11 +100,26 @@ def _dim_grid(dims: Sequence[float]) -> jax.Array:
     return jnp.asarray([float(d) for d in dims], jnp.result_type(float))
 
 
-def _errors_over(target, family, schedule, grid, solver, steps, adjoint) -> GMErrors:
-    """:class:`GMErrors` with axes ``[d]`` (one target) or ``[member, d]`` (a family)."""
+def _check_ratios(dim_ratios: Sequence[float] | None) -> jax.Array | None:
+    if dim_ratios is None:
+        return None
+    ratios = [float(a) for a in dim_ratios]
+    if not ratios or any(not (0 < a < math.inf) for a in ratios):
+        raise ValueError(f"dim_ratios must be a non-empty sequence of numbers in (0, inf), got {dim_ratios}")
+    return jnp.asarray(ratios, jnp.result_type(float))
+
+
+def _errors_over(target, family, schedule, grid, solver, steps, adjoint, ratios=None) -> GMErrors:
+    """:class:`GMErrors` with axes ``[d]`` (one target) or ``[member, d]`` (a family), and a last
+    axis ``[ratio]`` when ``ratios`` (target at ``ratio * d``, schedule tuned for ``d``) is given."""
+
+    def at(target, d):
+        if ratios is None:
+            return _gm_errors_at(target, schedule, d, solver, steps, adjoint)
+        return jax.vmap(lambda a: _gm_errors_at(target, schedule, d, solver, steps, adjoint, a * d))(ratios)
 
     def over_dims(target):
-        return jax.vmap(lambda d: _gm_errors_at(target, schedule, d, solver, steps, adjoint))(grid)
+        return jax.vmap(lambda d: at(target, d))(grid)
 
     return jax.vmap(over_dims)(target) if family else over_dims(target)
 
@@ -112,17 +131,19 @@ def gm_table(
     *,
     solver: diffrax.AbstractSolver,
     steps: StepSpec,
+    dim_ratios: Sequence[float] | None = None,
 ) -> GMErrors:
     """:func:`~nsjax.objectives.gm_errors` of ``schedule`` at each of ``dims`` (leading axis), or
-    for a sequence of targets (a family, :func:`gm_family`) axes ``[member, d]``; one program."""
+    for a sequence of targets (a family, :func:`gm_family`) axes ``[member, d]``, and a last axis
+    ``[ratio]`` with ``dim_ratios`` (as in :func:`gm_objective`); one program."""
     stacked, family = gm_family(target)
-    grid = _dim_grid(dims)
+    grid, ratios = _dim_grid(dims), _check_ratios(dim_ratios)
 
     @eqx.filter_jit
-    def run(schedule, stacked, grid):
-        return _errors_over(stacked, family, schedule, grid, solver, steps, None)
+    def run(schedule, stacked, grid, ratios):
+        return _errors_over(stacked, family, schedule, grid, solver, steps, None, ratios)
 
-    return run(schedule, stacked, grid)
+    return run(schedule, stacked, grid, ratios)
 
 
 def gm_objective(
@@ -134,13 +155,18 @@ def gm_objective(
     reduce: str = "sum",
     p_tol: float = 0.01,
     sigma2_tol: float = 0.02,
+    dim_ratios: Sequence[float] | None = None,
 ) -> Callable[[TwoPhase], jax.Array]:
     """``schedule -> loss``: :func:`~nsjax.objectives.tolerance_loss` at each ``d`` of ``dims``
     and, for a sequence of targets (a family of GMs, :func:`gm_family`), each member,
 
-        L = sum_{k, d} l_k(d)    (reduce="sum")    or    log sum_{k, d} exp l_k(d)    ("max"),
+        L = sum_{k, d, a} l_k(d, a)    (reduce="sum")    or    log sum exp l_k(d, a)    ("max"),
 
-    one program (``jax.vmap`` over the members and over ``d``); differentiable in forward mode
+    where ``l_k(d, a)`` is the loss of the schedule tuned for ``d`` (its dilation and noise scale)
+    on member ``k`` at dimension ``a d`` (``|r|^2 = a d``) for each ``a`` of ``dim_ratios``
+    (default: ``a = 1`` only, no extra axis): ``a < 1`` puts the modes closer than the schedule
+    assumes, as the pairs of modes of a K-mode mixture (``|m_k - m_l|^2 / 4 = d / 2``: ``a = 1/2``).
+    One program (``jax.vmap`` over members, ``d`` and ``a``); differentiable in forward mode
     (``diffrax.ForwardMode``: cheaper to compile than reverse mode for a few dozen parameters,
     measured)."""
     if reduce not in ("sum", "max"):
@@ -153,11 +179,11 @@ def gm_objective(
     if any(not math.isfinite(d) or d < 1 for d in dims):
         raise ValueError(f"dims must be dimensions d >= 1, got {dims}")
     stacked, family = gm_family(target)
-    grid = _dim_grid(dims)
+    grid, ratios = _dim_grid(dims), _check_ratios(dim_ratios)
     adjoint = diffrax.ForwardMode()
 
     def loss(schedule: TwoPhase) -> jax.Array:
-        errors = _errors_over(stacked, family, schedule, grid, solver, steps, adjoint)
+        errors = _errors_over(stacked, family, schedule, grid, solver, steps, adjoint, ratios)
         terms = tolerance_loss(errors, p_tol, sigma2_tol)
         return jnp.sum(terms) if reduce == "sum" else jax.nn.logsumexp(terms)
 
@@ -265,6 +291,17 @@ def _dims(text: str) -> list[float]:
     return values
 
 
+def _ratios(text: str) -> list[float]:
+    allowed = "a comma-separated list of numbers in (0, inf)"
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+    if not values or any(not (0 < v < math.inf) for v in values):
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+    return values
+
+
 def _family(text: str) -> list[tuple[float, float]]:
     """``p:sigma2,p:sigma2,...`` -> ``[(p, sigma2), ...]``, each ``p`` in (0, 1), ``sigma2 > 0``."""
     allowed = "comma-separated p:sigma2 pairs with p in (0, 1) and sigma2 in (0, inf)"
@@ -314,6 +351,14 @@ def add_parser(sub) -> None:
         help="train on a family of GM targets (the loss summed over members x d), e.g. "
         "0.8:0.25,0.3:0.5,0.5:1,0.2:2; replaces --p/--sigma2 (default: the one GM of --p, --sigma2)",
     )
+    parser.add_argument(
+        "--dim-ratios",
+        type=_ratios,
+        default=None,
+        metavar="A,...",
+        help="also train on each GM at dimension a*d with the schedule tuned for d (|r|^2 = a d), "
+        "e.g. 0.5,1 (a = 1/2: the mode pairs of a K-mode mixture); default: a = 1 only",
+    )
     parser.add_argument("--coefficients", type=positive_int, default=4, help="warp parameters per phase")
     parser.add_argument("--split", type=float, default=0.5, help="breakpoint time in (0, 1)")
     parser.add_argument("--kappa", type=positive_float, default=3.0, help="starting kappa (paper's dilation)")
@@ -359,7 +404,9 @@ def run_optimize(args) -> dict:
     start = TwoPhase.init(
         args.noise, smallest, kappa=args.kappa, num_coefficients=args.coefficients, split=args.split
     )
-    objective = gm_objective(target, args.dims, solver=solver, steps=args.steps, reduce=args.reduce)
+    objective = gm_objective(
+        target, args.dims, solver=solver, steps=args.steps, reduce=args.reduce, dim_ratios=args.dim_ratios
+    )
     result = optimize(
         objective,
         start,
@@ -397,6 +444,7 @@ def run_optimize(args) -> dict:
         objective={
             "name": "gm-tolerance",
             "reduce": args.reduce,
+            **({} if args.dim_ratios is None else {"dim_ratios": args.dim_ratios}),
             "p_tol": 0.01,
             "sigma2_tol": 0.02,
             "start": result.history[0],

@@ -13,7 +13,9 @@ import pytest
 
 import nsjax
 from nsjax.cli import main
-from nsjax.optimize import gm_objective
+from nsjax.interpolants import make_interpolant
+from nsjax.objectives import gm_errors, tolerance_loss
+from nsjax.optimize import at_dim, gm_objective
 from nsjax.schedules import TwoPhase, Warp
 from nsjax.solvers import make_solver
 
@@ -73,6 +75,37 @@ def test_family_gradient_matches_finite_differences(family):
         assert abs(float(fd)) > 1.0  # the derivative is resolved, not noise
 
 
+@pytest.mark.x64
+def test_dim_ratios_add_the_members_at_a_times_d_with_the_schedule_tuned_for_d(family):
+    """``dim_ratios=(1/2, 1)``: the matched objective (``_loss``) plus, for each member and d, the
+    loss of the schedule at d on the GM at d / 2, written out with ``gm_errors`` (float64, same
+    arithmetic: 1e-12). Dropping the ratio or applying it to the schedule too changes the sum."""
+    x = jnp.asarray(X)
+    ratios = jax.jit(
+        lambda params: gm_objective(
+            family, DIMS, solver=make_solver("euler"), steps=STEPS, dim_ratios=(0.5, 1.0)
+        )(_schedule(params))
+    )(x)
+
+    @jax.jit
+    def half(target, params):
+        s = _schedule(params)
+        return sum(
+            tolerance_loss(
+                gm_errors(target, make_interpolant("linear", 1.0), at_dim(s, d), steps=STEPS,
+                          solver=make_solver("euler"), dim=0.5 * d)
+            )
+            for d in DIMS
+        )
+
+    extra = sum(float(half(member, x)) for member in family)
+    matched = float(_loss(family, x))
+    assert abs(extra - matched) > 0.01 * matched  # the mismatched members are different terms
+    np.testing.assert_allclose(float(ratios), matched + extra, rtol=1e-12)
+    with pytest.raises(ValueError, match="dim_ratios"):
+        gm_objective(family, DIMS, solver=make_solver("euler"), steps=STEPS, dim_ratios=(0.0,))
+
+
 def test_a_family_must_be_gm_targets_sharing_dim():
     with pytest.raises(ValueError, match="target"):
         gm_objective([], [D], solver=make_solver("euler"), steps=STEPS)
@@ -89,15 +122,16 @@ def test_a_family_must_be_gm_targets_sharing_dim():
         ["--family", "0.8:0.25,0.5:0"],  # sigma2 not > 0
         ["--family", "0.5"],  # not a p:sigma2 pair
         ["--family", "0.5:1", "--p", "0.3"],  # both a family and one target
+        ["--dim-ratios", "0.5,-1"],  # a ratio not > 0
     ],
 )
 def test_bad_family_exits_2_naming_it(extra, capsys):
-    """Exit status 2 and --family named in the error line itself (argparse's usage line names every
+    """Exit status 2 and --family (--dim-ratios) named in the error line itself (argparse's usage line names every
     option); the range is stated for bad values. Rejected before any computation."""
     with pytest.raises(SystemExit) as exit_info:
         main(["optimize", "--no-progress", *extra])
     assert exit_info.value.code == 2
     error_line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "error:" in error_line and "--family" in error_line, error_line
+    assert "error:" in error_line and extra[0] in error_line, error_line
     if extra[-2] == "--family":
         assert "(0, 1)" in error_line and "(0, inf)" in error_line, error_line
