@@ -349,7 +349,7 @@ def add_parser(sub) -> None:
         default=None,
         metavar="P:SIGMA2,...",
         help="train on a family of GM targets (the loss summed over members x d), e.g. "
-        "0.8:0.25,0.3:0.5,0.5:1,0.2:2; replaces --p/--sigma2 (default: the one GM of --p, --sigma2)",
+        "0.8:0.25,0.3:0.5,0.5:1,0.2:2; replaces --p/--sigma2; None: the one GM of --p, --sigma2",
     )
     parser.add_argument(
         "--dim-ratios",
@@ -357,7 +357,7 @@ def add_parser(sub) -> None:
         default=None,
         metavar="A,...",
         help="also train on each GM at dimension a*d with the schedule tuned for d (|r|^2 = a d), "
-        "e.g. 0.5,1 (a = 1/2: the mode pairs of a K-mode mixture); default: a = 1 only",
+        "e.g. 0.5,1 (a = 1/2: the mode pairs of a K-mode mixture); None: a = 1 only",
     )
     parser.add_argument("--coefficients", type=positive_int, default=4, help="warp parameters per phase")
     parser.add_argument("--split", type=float, default=0.5, help="breakpoint time in (0, 1)")
