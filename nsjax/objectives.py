@@ -221,7 +221,8 @@ def gm_errors(
     exact_u = _mixture_quantile(target, R, probs1)
     exact_u = exact_u + moved / jax.lax.stop_gradient(_mixture_pdf(target, R, exact_u))
     w2 = ((g1 * c0 - jnp.sqrt(target.sigma2)) ** 2 * (d - 1) + jnp.sum(masses * (u1 - exact_u) ** 2)) / d
-    valid = (count <= max_crossings)  # count = 0: every trajectory ends in one mode & jnp.isfinite(p_hat) & jnp.isfinite(sigma2_hat)
+    # count = 0: every trajectory ends in one mode (valid).
+    valid = (count <= max_crossings) & jnp.isfinite(p_hat) & jnp.isfinite(sigma2_hat)
     z_star = z_star[0]
 
     p_ref, sigma2_ref = gm_reference(target, d)
