@@ -57,9 +57,9 @@ import diffrax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nsjax.ensemble import sample  # noqa: E402
 from nsjax.cw_objectives import cw_objective  # noqa: E402
 from nsjax.cw_reduction import QuantileReducedCW, ReducedCW, cw_reference  # noqa: E402
+from nsjax.ensemble import sample  # noqa: E402
 from nsjax.experiments.config import P_TOL, S2_TOL, Config  # noqa: E402
 from nsjax.experiments.cw_reduced import _features as cw_quantile_features  # noqa: E402
 from nsjax.experiments.cw_reduced import _passes as cw_passes  # noqa: E402
@@ -176,7 +176,9 @@ def _cw_program(system: ReducedCW, steps: int, solver: str, quantiles: int):
                 interpolant = make_interpolant("linear", noise_scale(schedule.noise, d))
                 sch = at_dim(schedule, d)
                 one = lambda u: reduced.statistics(  # noqa: E731
-                    solve(reduced, interpolant, sch, key=u, steps=steps, solver=solver_, dtype=jnp.float64).state
+                    solve(
+                        reduced, interpolant, sch, key=u, steps=steps, solver=solver_, dtype=jnp.float64
+                    ).state
                 )
                 return jax.vmap(one)(z)
 
@@ -186,7 +188,9 @@ def _cw_program(system: ReducedCW, steps: int, solver: str, quantiles: int):
     return _CW_PROGRAMS[key]
 
 
-def cw_statistics(system: ReducedCW, schedule, dims, *, steps: int, solver: str = "heun", quantiles: int = CW_QUANTILES):
+def cw_statistics(
+    system: ReducedCW, schedule, dims, *, steps: int, solver: str = "heun", quantiles: int = CW_QUANTILES
+):
     """Final statistics (``magnetization``, ``spread``, ``spin_error``; shape ``[len(dims), quantiles]``)
     of the reduced CW flow of ``system`` (its ``theta``, ``h``, nodes; ``d`` from ``dims``) under
     ``schedule`` re-dimensioned to each ``d`` (:func:`nsjax.optimize.at_dim`), float64."""
@@ -207,7 +211,9 @@ def _cw_nfe_to_tolerance(target, schedule, *, quantiles, ladder, solver, dims):
     refs = {d: cw_reference(float(target.target.theta), float(target.target.h), d) for d in dims}
     for n in ladder:
         stats = cw_statistics(target, schedule, dims, steps=n, solver=solver, quantiles=quantiles)
-        per_d = {f"{d:.0e}": _cw_features({k: v[i] for k, v in stats.items()}, refs[d]) for i, d in enumerate(dims)}
+        per_d = {
+            f"{d:.0e}": _cw_features({k: v[i] for k, v in stats.items()}, refs[d]) for i, d in enumerate(dims)
+        }
         nfe = float(per_step * n + once)
         row = {"N": n, "nfe": nfe, "pass": all(f["pass"] for f in per_d.values()),
                "error": max(f["error"] for f in per_d.values()), "per_d": per_d}
@@ -355,7 +361,7 @@ def train_and_save_cw(dims=CW_DIMS, iterations=100, path=CW_FILE, **kwargs) -> d
                    "optimize_wall_seconds": round(result.wall_seconds, 2)},
         history=[round(v, 6) for v in result.history],
     )
-    print(f"cw trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}", flush=True)
+    print(f"cw trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}")
     return {"dims": list(dims), "quantiles": quantiles, "nodes": nodes, "seconds": seconds,
             "start_loss": result.history[0], "best_loss": result.best_loss, "iterations": result.num_steps}
 
@@ -427,8 +433,8 @@ def main(argv=None):
             for key in run:
                 entry.setdefault(key, out.get(key))
     out.update(run)
-    out.update({"tolerance": {"p": P_TOL, "sigma2_relative": S2_TOL}, "solver": "heun", "ladder": list(LADDER),
-                "gm_file": os.path.relpath(GM_FILE, os.path.dirname(HERE))})
+    out.update({"tolerance": {"p": P_TOL, "sigma2_relative": S2_TOL}, "solver": "heun",
+                "ladder": list(LADDER), "gm_file": os.path.relpath(GM_FILE, os.path.dirname(HERE))})
     out.setdefault("targets", {})
     for name in names:
         t0 = time.perf_counter()
@@ -445,8 +451,9 @@ def main(argv=None):
         if name == "cw":
             dims = [float(d) for d in args.cw_dims.split(",")]
             target = make_target("cw", min(dims))
-            entry = {"dims": dims, "quantiles": args.quantiles, "nodes": CW_NODES, "theta": CW_THETA, "h": CW_H,
-                     "criterion": "|p_hat - p| <= P_TOL, spread and E|M| within S2_TOL (relative), at every d",
+            entry = {"dims": dims, "quantiles": args.quantiles, "nodes": CW_NODES, "theta": CW_THETA,
+                     "h": CW_H,
+                     "criterion": "|p_hat - p| <= P_TOL, spread and E|M| within S2_TOL (relative), every d",
                      "references": {f"{d:.0e}": cw_reference(CW_THETA, CW_H, d) for d in dims},
                      "p_quantization": 0.5 / args.quantiles}
             particles, kwargs, observable = args.quantiles, {"dims": dims}, None

@@ -1,4 +1,6 @@
-"""Differentiable Curie–Weiss feature errors on the reduced flow, for optimising schedules (docs/theory.md §3, §8).
+"""Differentiable Curie–Weiss feature errors on the reduced flow, for optimising schedules.
+
+(docs/theory.md §3: the reduction; §8: optimised schedules.)
 
 A reduced CW particle (:class:`~nsjax.cw_reduction.QuantileReducedCW`) started at ``u`` (the
 normalised sum of the noise, ``u ~ N(0, 1)``, and ``q`` at its mean ``d - 1``) ends at the
@@ -128,8 +130,9 @@ def cw_errors(
 
     def finals(u, adjoint=adjoint):
         def one(v):
-            state = solve(system, interpolant, schedule, key=v, steps=steps, solver=solver, dtype=dtype,
-                          adjoint=adjoint).state
+            state = solve(
+                system, interpolant, schedule, key=v, steps=steps, solver=solver, dtype=dtype, adjoint=adjoint
+            ).state
             return system.statistics(state)
 
         return jax.vmap(one)(jnp.asarray(u, dtype))
@@ -174,15 +177,23 @@ def cw_errors(
     p_ref, s_ref, m_ref = (jnp.asarray(reference[k], dtype) for k in ("p", "spread", "m_abs"))
     ok = lambda x: jnp.where(valid, x, nan)  # noqa: E731
     return CWErrors(
-        ok(p_hat), ok(spread_hat), ok(m_abs_hat),
-        ok(p_hat - p_ref), ok(spread_hat / s_ref - 1), ok(m_abs_hat / m_ref - 1),
-        u_star, count, valid,
+        ok(p_hat),
+        ok(spread_hat),
+        ok(m_abs_hat),
+        ok(p_hat - p_ref),
+        ok(spread_hat / s_ref - 1),
+        ok(m_abs_hat / m_ref - 1),
+        u_star,
+        count,
+        valid,
     )
 
 
 def cw_tolerance_loss(errors: CWErrors, p_tol: float = 0.01, s_tol: float = 0.02) -> Float[Array, ""]:
-    """``(p_error/p_tol)^2 + (spread_error/s_tol)^2 + (m_abs_error/s_tol)^2``: each term below 1 means pass."""
-    return (errors.p_error / p_tol) ** 2 + (errors.spread_error / s_tol) ** 2 + (errors.m_abs_error / s_tol) ** 2
+    """``(p_error/p_tol)^2 + (spread_error/s_tol)^2 + (m_abs_error/s_tol)^2``: each term < 1 means pass."""
+    return (
+        (errors.p_error / p_tol) ** 2 + (errors.spread_error / s_tol) ** 2 + (errors.m_abs_error / s_tol) ** 2
+    )
 
 
 def cw_objective(
@@ -218,8 +229,17 @@ def cw_objective(
     def at(schedule, d, ref):
         interpolant = make_interpolant("linear", noise_scale(schedule.noise, d))
         errors = cw_errors(
-            target, interpolant, at_dim(schedule, d), steps=steps, solver=solver, dim=d, reference=ref,
-            quantiles=quantiles, nodes=nodes, num_refine=num_refine, adjoint=adjoint,
+            target,
+            interpolant,
+            at_dim(schedule, d),
+            steps=steps,
+            solver=solver,
+            dim=d,
+            reference=ref,
+            quantiles=quantiles,
+            nodes=nodes,
+            num_refine=num_refine,
+            adjoint=adjoint,
         )
         return cw_tolerance_loss(errors, p_tol, s_tol)
 
