@@ -45,26 +45,7 @@ from .solve import StepSpec, solve
 from .sweeps import normal_quantiles
 from .targets.curie_weiss import CurieWeiss
 
-__all__ = ["CWErrors", "cw_errors", "cw_tolerance_loss", "cw_objective", "FIELD_CAP"]
-
-FIELD_CAP = 1e100
-"""Cap of the observation field ``g = beta / (c^2 alpha^2)`` in the differentiated flows. At
-``alpha = 0`` (the last stage of Heun, ``t = 1``) :meth:`CurieWeiss.observation_field` is
-``~1/tiny`` (1e307 in float64) and its tangent divides by ``tiny^2 = 0``: NaN, which forward mode
-carries through every product with a zero. Here ``g = min(beta / (c^2 alpha^2), FIELD_CAP)``
-by ``where`` on both the value and a safe denominator (tangent exactly 0 at the cap); the value
-``tanh(g x) = sign(x)`` is unchanged for ``|x| > 1e-98``."""
-
-
-class _CappedField(CurieWeiss):
-    """:class:`CurieWeiss` whose observation field is capped at :data:`FIELD_CAP` (forward mode)."""
-
-    def observation_field(self, interpolant, tau, tau_c):
-        alpha, beta = interpolant.alpha(tau, tau_c), interpolant.beta(tau, tau_c)
-        c2a2 = interpolant.noise_scale**2 * alpha**2
-        capped = c2a2 * FIELD_CAP <= beta
-        return jnp.where(capped, FIELD_CAP, beta / jnp.where(capped, 1.0, c2a2))
-
+__all__ = ["CWErrors", "cw_errors", "cw_tolerance_loss", "cw_objective"]
 
 class CWErrors(NamedTuple):
     """Features of a CW sampler's final law on the reduced flow and their errors."""
@@ -123,7 +104,7 @@ def cw_errors(
     check_positive("bracket", bracket)
     if not isinstance(target, CurieWeiss):
         raise TypeError(f"target must be a CurieWeiss, got {type(target).__name__}")
-    system = QuantileReducedCW(_CappedField(target.dim, target.theta, target.h), nodes=nodes, dim=dim)
+    system = QuantileReducedCW(target, nodes=nodes, dim=dim)
     if reference is None:
         reference = cw_reference(float(target.theta), float(target.h), float(system.dimension))
     dtype = dtype or jnp.result_type(float)

@@ -91,3 +91,28 @@ def test_schedules_pick_up_extra_learned_files_when_present(tmp_path):
     assert transfer.EXTRA_FILES["gm-family-learned"].endswith(
         "benchmarks/results/learned/gmfam_vp_heun6.json"
     )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.x64)])
+def test_observation_field_has_a_finite_tangent_at_alpha_zero(dtype):
+    """Heun's last stage evaluates the CW velocity at ``alpha = 0`` (``tau = 1``): the field is
+    capped at ``1/(4 tiny)`` there (the value the uncapped formula takes at ``beta = 1``), and its
+    forward-mode tangent must be finite, or every derivative through the flow is NaN (it was:
+    ``beta / max(c^2 alpha^2, ...)`` divides its tangent by ``tiny^2 = 0``). Away from 0 the field
+    is ``beta / (c^2 alpha^2)`` with its own derivative."""
+    from nsjax.interpolants import make_interpolant
+
+    target, interpolant = CurieWeiss(dim=100, theta=2.0, h=0.5), make_interpolant("linear", 10.0)
+
+    def field(tau):
+        return target.observation_field(interpolant, tau, 1 - tau)
+
+    one = jnp.asarray(1.0, dtype)
+    g, dg = jax.jvp(field, (one,), (one,))
+    assert float(g) == pytest.approx(0.25 / float(jnp.finfo(dtype).tiny), rel=1e-6)
+    assert np.isfinite(float(dg))
+    tau = jnp.asarray(0.5, dtype)
+    g, dg = jax.jvp(field, (tau,), (one,))
+    # g = tau / (c^2 (1 - tau)^2): dg/dtau = (1 + tau) / (c^2 (1 - tau)^3)
+    np.testing.assert_allclose(float(g), 0.5 / (100 * 0.25), rtol=1e-6)
+    np.testing.assert_allclose(float(dg), 1.5 / (100 * 0.125), rtol=1e-6)

@@ -95,11 +95,15 @@ class CurieWeiss(AbstractTarget):
         return magnetization(self.theta)
 
     def observation_field(self, interpolant: AbstractInterpolant, tau, tau_c):
-        """``g = beta / (c^2 alpha^2)``: ``p(x | x1) ∝ exp(g x.x1)``; huge but finite at ``alpha = 0``."""
+        """``g = min(beta / (c^2 alpha^2), 1/(4 tiny))``: ``p(x | x1) ∝ exp(g x.x1)``; huge but
+        finite at ``alpha = 0`` (``tanh(g x) = sign(x)``), with a zero tangent there: the cap is
+        taken by ``where`` on the value and on a safe denominator, so forward-mode derivatives of
+        a flow that reaches ``alpha = 0`` (Heun's last stage) stay finite."""
         alpha, beta = interpolant.alpha(tau, tau_c), interpolant.beta(tau, tau_c)
         c2a2 = interpolant.noise_scale**2 * alpha**2
-        tiny = jnp.finfo(jnp.result_type(c2a2)).tiny
-        return beta / jnp.maximum(c2a2, tiny / jnp.maximum(beta, 1e-30) * 4)
+        cap = 0.25 / jnp.finfo(jnp.result_type(c2a2)).tiny
+        capped = c2a2 * cap <= beta
+        return jnp.where(capped, cap, beta / jnp.where(capped, 1.0, c2a2))
 
     def posterior_mean(self, g: Float[Array, ""], x: Float[Array, " dim"]) -> Float[Array, " dim"]:
         """``eta = E[x1 | x]`` under ``p(x | x1) ∝ exp(g x.x1)``, by :attr:`posterior`."""
