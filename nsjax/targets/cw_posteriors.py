@@ -106,20 +106,25 @@ def _sums(terms, t):
     return blocked(fn, t, BLOCK)
 
 
-def _sum_log(ratio, t, group: int):
-    """``sum_i log ratio(t_i)`` with one ``log`` per ``group`` coordinates (log of their product;
-    the caller picks ``group`` so that the product cannot leave the float range)."""
+def _sum_log(numerator, denominator, t, group: int):
+    """``sum_i log(numerator(t_i) / denominator(t_i))`` with one ``log`` and one division per
+    ``group`` coordinates (log of the ratio of their products: a division per coordinate was a
+    third of the exact posterior's time on CPU; the caller picks ``group`` so that neither product
+    can leave the float range)."""
 
     def fn(rows):
         k = group if rows.shape[1] % group == 0 else 1
-        return [coordinate_sum(jnp.log(jnp.prod(ratio(rows).reshape(-1, k), axis=-1)))]
+        num = jnp.prod(numerator(rows).reshape(-1, k), axis=-1)
+        den = jnp.prod(denominator(rows).reshape(-1, k), axis=-1)
+        return [coordinate_sum(jnp.log(num / den))]
 
     return blocked(fn, t, BLOCK)[0]
 
 
 def _log_group(theta) -> int:
-    """Ratios ``(1 + T_0 t)/(1 + T_1 t)`` lie in ``[e^-(2 theta + 1), e^(2 theta + 1)]`` (``|T_j| <=
-    tanh(theta)``): a product of ``group`` of them stays inside float32's ``e^±87``."""
+    """Factors ``1 + T t`` with ``|t| <= 1`` and ``|T| <= tanh(theta)`` lie in
+    ``[2 e^-2theta / (1 + e^-2theta), 2]``, inside ``[e^-(2 theta + 1), e^(2 theta + 1)]``: a product
+    of ``group`` of them (and the ratio of two such products) stays inside float32's ``e^±87``."""
     if not isinstance(theta, (int, float)):
         return 1
     fit = 80 / (2 * float(theta) + 1)
@@ -438,7 +443,7 @@ class PowerSum(AbstractHubbardStratonovich):
             return out
 
         sums = jnp.stack(_sums(powers, t)).reshape(2, N)
-        log_ratio = _sum_log(lambda t: (1 + T[0] * t) / (1 + T[1] * t), t, _log_group(theta))
+        log_ratio = _sum_log(lambda t: 1 + T[0] * t, lambda t: 1 + T[1] * t, t, _log_group(theta))
         offset0 = d * _even_difference(centre[0], centre[1], theta) + log_ratio
         offset = jnp.stack([offset0, jnp.zeros_like(offset0)])
         reach = 1.0  # Newton's search radius around each centre; the next pass re-centres there
@@ -551,7 +556,7 @@ class TwoSaddle(AbstractCWPosterior):
         t = jnp.tanh(g * x)
         m = _clipped_tanh(jnp.arctanh(jnp.minimum(magnetization(theta), 1.0)).astype(t.dtype))
         # log(W+ Q+) - log(W- Q-) in one pass: the ratios lie in [e^-2 theta m, e^2 theta m]
-        log_odds = 2 * h * m + _sum_log(lambda t: (1 + m * t) / (1 - m * t), t, _log_group(theta))
+        log_odds = 2 * h * m + _sum_log(lambda t: 1 + m * t, lambda t: 1 - m * t, t, _log_group(theta))
         w_plus = jax.nn.sigmoid(log_odds)
         return w_plus * (m + t) / (1 + m * t) + (1 - w_plus) * (t - m) / (1 - m * t)
 
