@@ -30,11 +30,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import transfer  # noqa: E402  (enables float64, as it does for its own runs)
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import transfer  # noqa: E402  (enables float64, as it does for its own runs)
 
 from nsjax import GaussianMixture  # noqa: E402
 from nsjax.experiments.config import P_TOL, S2_TOL  # noqa: E402

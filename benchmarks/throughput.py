@@ -33,7 +33,7 @@ Figures (all measured in this one run, on one device, float32):
 
 Run::
 
-    python benchmarks/throughput.py --quick --json out/throughput_quick.json   # < 3 min on 2 CPUs
+    python benchmarks/throughput.py --quick --json out/throughput_quick.json   # < 4 min on 2 CPUs
     python benchmarks/throughput.py --json out/throughput.json                 # the full grid
     python benchmarks/throughput.py --gpu --json out/throughput_gpu.json       # CUDA (~4 min, H100)
 """
@@ -181,7 +181,7 @@ TARGETS = {
 }
 
 
-EST_SECONDS_PER_COORD_EVAL = {"gm": 0.5e-9, "cw-two-saddle": 1.5e-9, "cw-exact": 4e-9}
+EST_SECONDS_PER_COORD_EVAL = {"gm": 0.5e-9, "cw-two-saddle": 0.7e-9, "cw-exact": 1.2e-9}
 EST_FIXED_SECONDS_PER_COORD = 12e-9  # noise generation (threefry on CPU) and statistics
 
 
@@ -414,7 +414,7 @@ def _fmt(x: float) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small grid, < 3 min on 2 CPU cores")
+    parser.add_argument("--quick", action="store_true", help="small grid, < 4 min on 2 CPU cores")
     parser.add_argument("--gpu", action="store_true", help="require a GPU backend (jax[cuda])")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baselines")

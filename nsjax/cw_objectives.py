@@ -47,6 +47,7 @@ from .targets.curie_weiss import CurieWeiss
 
 __all__ = ["CWErrors", "cw_errors", "cw_tolerance_loss", "cw_objective"]
 
+
 class CWErrors(NamedTuple):
     """Features of a CW sampler's final law on the reduced flow and their errors."""
 
