@@ -351,20 +351,35 @@ def train_and_save_cw(dims=CW_DIMS, iterations=100, path=CW_FILE, **kwargs) -> d
     seconds = time.perf_counter() - t0
     quantiles = kwargs.get("quantiles", CW_TRAIN_QUANTILES)
     nodes = kwargs.get("nodes", CW_NODES)
-    save_schedule(
-        path, result.schedule, solver="heun", steps=6, nfe=12, dims=list(dims),
+    record = _save_trained(
+        path, result, seconds, dims, "cw",
         target={"name": "cw", "theta": CW_THETA, "h": CW_H},
         objective={"name": "cw-tolerance (reduced flow: exact separatrix p, quantile spread and E|M|)",
-                   "quantiles": quantiles, "nodes": nodes, "reduce": "sum", "p_tol": P_TOL,
-                   "s_tol": S2_TOL, "start": result.history[0], "best": result.best_loss},
+                   "quantiles": quantiles, "nodes": nodes, "reduce": "sum", "p_tol": P_TOL, "s_tol": S2_TOL},
+    )
+    return {**record, "quantiles": quantiles, "nodes": nodes}
+
+
+def _save_trained(path, result, seconds, dims, label, *, target, objective) -> dict:
+    """Save a 6-step Heun schedule trained by Adam (:func:`optimize`) at ``path`` with its target,
+    objective, optimiser and history; print and return the training record."""
+    save_schedule(
+        path,
+        result.schedule,
+        solver="heun",
+        steps=6,
+        nfe=12,
+        dims=list(dims),
+        target=target,
+        objective={**objective, "start": result.history[0], "best": result.best_loss},
         optimizer={"name": "adam", "learning_rate": 0.05, "iterations": result.num_steps,
                    "stopped_early": result.stopped_early, "wall_seconds": round(seconds, 2),
                    "optimize_wall_seconds": round(result.wall_seconds, 2)},
         history=[round(v, 6) for v in result.history],
     )
-    print(f"cw trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}")
-    return {"dims": list(dims), "quantiles": quantiles, "nodes": nodes, "seconds": seconds,
-            "start_loss": result.history[0], "best_loss": result.best_loss, "iterations": result.num_steps}
+    print(f"{label} trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}")
+    return {"dims": list(dims), "seconds": seconds, "start_loss": result.history[0],
+            "best_loss": result.best_loss, "iterations": result.num_steps}
 
 
 def _kmode_training(args) -> dict:
@@ -372,25 +387,14 @@ def _kmode_training(args) -> dict:
     t0 = time.perf_counter()
     result = train_kmode(dims, args.train_particles, iterations=args.iterations)
     seconds = time.perf_counter() - t0
-    save_schedule(
-        KMODE_FILE,
-        result.schedule,
-        solver="heun",
-        steps=6,
-        nfe=12,
-        dims=dims,
+    record = _save_trained(
+        KMODE_FILE, result, seconds, dims, "kmode",
         target={"name": "kmode", "weights": [0.5, 0.3, 0.2], "variances": [0.25, 0.5, 1.0],
                 "amplitudes": [1.0, 1.0, 1.0]},
         objective={"name": "kmode-surrogate (smooth features + path distance, fixed noise)",
-                   "particles": args.train_particles, "start": result.history[0],
-                   "best": result.best_loss},
-        optimizer={"name": "adam", "learning_rate": 0.05, "iterations": result.num_steps,
-                   "stopped_early": result.stopped_early, "wall_seconds": round(seconds, 2)},
-        history=[round(v, 6) for v in result.history],
+                   "particles": args.train_particles},
     )
-    print(f"trained in {seconds:.0f} s: loss {result.history[0]:.4g} -> {result.best_loss:.4g}")
-    return {"dims": dims, "particles": args.train_particles, "seconds": seconds,
-            "start_loss": result.history[0], "best_loss": result.best_loss, "iterations": result.num_steps}
+    return {**record, "particles": args.train_particles}
 
 
 def _file_training(path) -> dict | None:
@@ -482,7 +486,8 @@ def main(argv=None):
         entry["within_1_5x"] = bool(gm and own and gm <= 1.5 * own)
         for extra in EXTRA_FILES:  # e.g. "gm-family-learned" -> "ratio_gm_family_to_target_learned"
             if nfes.get(extra) and own:
-                entry[f"ratio_{extra[: -len('-learned')].replace('-', '_')}_to_target_learned"] = nfes[extra] / own
+                label = extra[: -len("-learned")].replace("-", "_")
+                entry[f"ratio_{label}_to_target_learned"] = nfes[extra] / own
         entry["wall_seconds"] = time.perf_counter() - t0
         out["targets"][name] = entry
     out["wall_seconds"] = time.perf_counter() - start

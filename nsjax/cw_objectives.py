@@ -25,7 +25,6 @@ them in units of the tolerance of ``nsjax reproduce`` (docs/theory.md §6).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -38,7 +37,8 @@ from ._checks import check_dim, check_positive
 from ._types import Array, Float
 from .cw_reduction import QuantileReducedCW, cw_reference
 from .interpolants import AbstractInterpolant, make_interpolant
-from .optimize import at_dim
+from .objectives import refine_brackets
+from .optimize import at_dim, check_objective, reduce_losses
 from .registry import noise_scale
 from .schedules import AbstractSchedule
 from .solve import StepSpec, solve
@@ -132,15 +132,10 @@ def cw_errors(
     count = jnp.sum(changes)
     cell = jnp.argmax(changes)
 
-    def refine(_, brackets):
-        lo, hi, m_lo, m_hi = brackets
-        us = jnp.linspace(lo, hi, 17)
-        ms = jax.lax.stop_gradient(finals(us)["magnetization"])
-        k = jnp.argmax((ms[1:] > 0) != (ms[:-1] > 0))
-        return us[k], us[k + 1], ms[k], ms[k + 1]
-
-    start = (grid[cell], grid[cell + 1], m_grid[cell], m_grid[cell + 1])
-    lo, hi, m_lo, m_hi = jax.lax.stop_gradient(jax.lax.fori_loop(0, num_refine, refine, start))
+    start = tuple(a[None] for a in (grid[cell], grid[cell + 1], m_grid[cell], m_grid[cell + 1]))
+    lo, hi, m_lo, m_hi = (
+        b[0] for b in refine_brackets(lambda u: finals(u)["magnetization"], start, num_refine)
+    )
     gap = jnp.where(m_hi != m_lo, m_hi - m_lo, 1.0)
     u0 = jnp.clip(lo - m_lo * (hi - lo) / gap, lo, hi)
     # value u0; derivative -(dM/dparam)/(dM/du) at u0 (forward mode in u)
@@ -195,13 +190,7 @@ def cw_objective(
     (a :class:`~nsjax.schedules.TwoPhase` re-dimensioned by :func:`nsjax.optimize.at_dim`, the
     interpolant's noise scale of its noise at ``d``), summed (``"sum"``) or soft-maxed (``"max"``),
     differentiable in forward mode (``diffrax.ForwardMode``) for :func:`nsjax.optimize.optimize`."""
-    if reduce not in ("sum", "max"):
-        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
-    check_positive("p_tol", p_tol)
-    check_positive("s_tol", s_tol)
-    dims = [float(d) for d in dims]
-    if not dims or any(not math.isfinite(d) or d < 1 for d in dims):
-        raise ValueError(f"dims must be a non-empty list of dimensions d >= 1, got {dims}")
+    dims = check_objective(dims, reduce, p_tol=p_tol, s_tol=s_tol)
     refs = [cw_reference(float(target.theta), float(target.h), d) for d in dims]
     dtype = jnp.result_type(float)
     table = {k: jnp.asarray([r[k] for r in refs], dtype) for k in ("p", "spread", "m_abs")}
@@ -227,6 +216,6 @@ def cw_objective(
 
     def loss(schedule) -> jax.Array:
         terms = jax.vmap(lambda d, ref: at(schedule, d, ref))(grid, table)
-        return jnp.sum(terms) if reduce == "sum" else jax.nn.logsumexp(terms)
+        return reduce_losses(terms, reduce)
 
     return loss

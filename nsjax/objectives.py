@@ -108,6 +108,23 @@ def _mixture_quantile(target, R, probs, iters=80):
     return jax.lax.stop_gradient((lo + hi) / 2)
 
 
+def refine_brackets(values, brackets, num_refine: int):
+    """Sign-change brackets ``(lo, hi, v_lo, v_hi)`` (arrays, one bracket per entry) of the map
+    ``values`` (points -> values, both flat arrays) shrunk ``num_refine`` times by 16: each is cut at
+    17 points and its first sign-change cell kept. No gradient flows (the callers differentiate
+    the root by the implicit function theorem)."""
+
+    def refine(_, brackets):
+        lo, hi, _, _ = brackets
+        zs = jax.vmap(lambda a, b: jnp.linspace(a, b, 17))(lo, hi)
+        vs = jax.lax.stop_gradient(values(zs.reshape(-1)).reshape(zs.shape))
+        k = jnp.argmax((vs[:, 1:] > 0) != (vs[:, :-1] > 0), axis=1)
+        take = lambda a, j: jnp.take_along_axis(a, j[:, None], axis=1)[:, 0]  # noqa: E731
+        return take(zs, k), take(zs, k + 1), take(vs, k), take(vs, k + 1)
+
+    return jax.lax.stop_gradient(jax.lax.fori_loop(0, num_refine, refine, brackets))
+
+
 def gm_errors(
     target: GaussianMixture,
     interpolant: AbstractInterpolant,
@@ -156,16 +173,8 @@ def gm_errors(
     (cells,) = jnp.nonzero(changes, size=max_crossings, fill_value=num_grid - 2)
     used = jnp.arange(max_crossings) < count
 
-    def refine(_, brackets):
-        lo, hi, u_lo, u_hi = brackets
-        zs = jax.vmap(lambda a, b: jnp.linspace(a, b, 17))(lo, hi)
-        us = jax.lax.stop_gradient(finals(zs.reshape(-1)).u.reshape(zs.shape))
-        k = jnp.argmax((us[:, 1:] > 0) != (us[:, :-1] > 0), axis=1)
-        take = lambda a, j: jnp.take_along_axis(a, j[:, None], axis=1)[:, 0]  # noqa: E731
-        return take(zs, k), take(zs, k + 1), take(us, k), take(us, k + 1)
-
     start = (grid[cells], grid[cells + 1], u[cells], u[cells + 1])
-    lo, hi, u_lo, u_hi = jax.lax.stop_gradient(jax.lax.fori_loop(0, num_refine, refine, start))
+    lo, hi, u_lo, u_hi = refine_brackets(lambda z: finals(z).u, start, num_refine)
     secant = jnp.where(used, (u_hi - u_lo) / (hi - lo), 1.0)
     z0 = jnp.where(used, lo - u_lo / secant, jnp.inf)
 

@@ -36,7 +36,16 @@ from .solve import StepSpec
 from .solvers import evaluations_per_step, make_solver
 from .targets.gaussian_mixture import GaussianMixture
 
-__all__ = ["OptimizeResult", "optimize", "gm_family", "gm_objective", "gm_table", "add_parser"]
+__all__ = [
+    "OptimizeResult",
+    "optimize",
+    "check_objective",
+    "reduce_losses",
+    "gm_family",
+    "gm_objective",
+    "gm_table",
+    "add_parser",
+]
 
 
 class OptimizeResult(NamedTuple):
@@ -146,6 +155,26 @@ def gm_table(
     return run(schedule, stacked, grid, ratios)
 
 
+def check_objective(dims: Sequence[float], reduce: str, **tolerances: float) -> list[float]:
+    """The ``d`` grid of an objective (floats), after checking ``dims`` (non-empty, each
+    ``d >= 1``), ``reduce`` (``"sum"`` or ``"max"``) and each named tolerance (``> 0``)."""
+    if reduce not in ("sum", "max"):
+        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
+    for name, value in tolerances.items():
+        check_positive(name, value)
+    dims = [float(d) for d in dims]
+    if not dims:
+        raise ValueError("dims must hold at least one dimension d >= 1")
+    if any(not math.isfinite(d) or d < 1 for d in dims):
+        raise ValueError(f"dims must be dimensions d >= 1, got {dims}")
+    return dims
+
+
+def reduce_losses(terms: jax.Array, reduce: str) -> jax.Array:
+    """``sum(terms)`` (``reduce="sum"``) or its smooth maximum ``log sum exp(terms)`` (``"max"``)."""
+    return jnp.sum(terms) if reduce == "sum" else jax.nn.logsumexp(terms)
+
+
 def gm_objective(
     target: GMTargets,
     dims: Sequence[float],
@@ -169,23 +198,14 @@ def gm_objective(
     One program (``jax.vmap`` over members, ``d`` and ``a``); differentiable in forward mode
     (``diffrax.ForwardMode``: cheaper to compile than reverse mode for a few dozen parameters,
     measured)."""
-    if reduce not in ("sum", "max"):
-        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
-    check_positive("p_tol", p_tol)
-    check_positive("sigma2_tol", sigma2_tol)
-    dims = [float(d) for d in dims]
-    if not dims:
-        raise ValueError("dims must hold at least one dimension d >= 1")
-    if any(not math.isfinite(d) or d < 1 for d in dims):
-        raise ValueError(f"dims must be dimensions d >= 1, got {dims}")
+    dims = check_objective(dims, reduce, p_tol=p_tol, sigma2_tol=sigma2_tol)
     stacked, family = gm_family(target)
     grid, ratios = _dim_grid(dims), _check_ratios(dim_ratios)
     adjoint = diffrax.ForwardMode()
 
     def loss(schedule: TwoPhase) -> jax.Array:
         errors = _errors_over(stacked, family, schedule, grid, solver, steps, adjoint, ratios)
-        terms = tolerance_loss(errors, p_tol, sigma2_tol)
-        return jnp.sum(terms) if reduce == "sum" else jax.nn.logsumexp(terms)
+        return reduce_losses(tolerance_loss(errors, p_tol, sigma2_tol), reduce)
 
     return loss
 
@@ -369,9 +389,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--reduce", choices=("sum", "max"), default="sum", help="loss over the d grid")
     parser.add_argument("--out", metavar="FILE.json", default="schedule.json", help="schedule file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(
-        func=run_optimize, out_is_folder=True, gm_defaults=(parser.get_default("p"), parser.get_default("sigma2"))
-    )
+    gm_defaults = (parser.get_default("p"), parser.get_default("sigma2"))
+    parser.set_defaults(func=run_optimize, out_is_folder=True, gm_defaults=gm_defaults)
 
 
 def run_optimize(args) -> dict:
